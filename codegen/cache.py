@@ -1,0 +1,218 @@
+"""Content-addressed cache of generated artifacts (kernels, LaTeX, Markdown, manifest).
+
+Layout::
+
+    <cache root>/sympy-<v>-numba-<v>/<stem>-<key[:12]>/
+        kernels.py  formulas.tex  formulas.md  manifest.json
+
+``key`` is the sha256 of the model's canonical text and of the generator's own source
+(``derivations/`` and ``codegen/``), so editing either regenerates.  A build directory
+is written under a temporary name and renamed into place in one step: a failed or
+interrupted build leaves nothing behind, and two processes never see half a build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numba
+import sympy as sp
+
+from derivations.ir import FormulaSet, content_hash
+
+from .latex import to_latex, to_markdown
+from .numba_backend import GENERATOR_VERSION, kernel_source
+
+CACHE_ENV = "NETDERIVE_CACHE_DIR"
+KERNELS_FILE = "kernels.py"
+MANIFEST_FILE = "manifest.json"
+
+
+def cache_root() -> Path:
+    """``$NETDERIVE_CACHE_DIR`` if set, else the platform's user cache directory."""
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("netderive", appauthor=False))
+
+
+def version_dir() -> Path:
+    return cache_root() / f"sympy-{sp.__version__}-numba-{numba.__version__}"
+
+
+@cache
+def generator_fingerprint() -> str:
+    """sha256 of the generator: its version and the source of ``derivations`` and ``codegen``."""
+    h = hashlib.sha256(GENERATOR_VERSION.encode())
+    for package in ("derivations", "codegen"):
+        root = Path(__file__).resolve().parent.parent / package
+        for path in sorted(root.glob("*.py")):
+            h.update(path.name.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def build_key(spec_text: str) -> str:
+    """Cache key of a model: its canonical text plus the generator fingerprint."""
+    return hashlib.sha256((generator_fingerprint() + "\n" + spec_text).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """The files of one build and its manifest (parameters, quantities, hashes)."""
+
+    directory: Path
+    manifest: dict
+
+    @property
+    def kernels_path(self) -> Path:
+        return self.directory / KERNELS_FILE
+
+    @property
+    def latex_path(self) -> Path:
+        return self.directory / "formulas.tex"
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.directory / "formulas.md"
+
+
+def manifest_of(fs: FormulaSet, fs_hash: str, key: str, kernels_sha: str) -> dict:
+    """JSON-ready description of a build: enough to validate input without importing numba."""
+    return {
+        "name": fs.name,
+        "family": fs.family,
+        "source": fs.source,
+        "content_hash": fs_hash,
+        "spec_hash": key,
+        "kernels_sha256": kernels_sha,
+        "generator": GENERATOR_VERSION,
+        "params": [
+            {
+                "name": p.name,
+                "meaning": p.meaning,
+                "domain": str(p.domain),
+                "lower": p.domain.lower,
+                "upper": p.domain.upper,
+                "lower_closed": p.domain.lower_closed,
+                "upper_closed": p.domain.upper_closed,
+                "integer": p.domain.integer,
+                "default": p.default,
+            }
+            for p in fs.params
+        ],
+        "items": [
+            {
+                "name": i.name,
+                "kind": type(i).__name__,
+                "meaning": i.meaning,
+                "ref": i.ref,
+                "internal": i.internal,
+                "arguments": list(fs.arguments(i.name)),
+            }
+            for i in fs.items
+        ],
+        "notes": list(fs.notes),
+    }
+
+
+def _valid(directory: Path) -> dict | None:
+    """The manifest of a complete, untampered build directory, else None."""
+    try:
+        manifest = json.loads((directory / MANIFEST_FILE).read_text())
+        text = (directory / KERNELS_FILE).read_bytes()
+    except (OSError, ValueError):
+        return None
+    if hashlib.sha256(text).hexdigest() != manifest.get("kernels_sha256"):
+        return None
+    if f'CONTENT_HASH = "{manifest.get("content_hash")}"'.encode() not in text:
+        return None
+    return manifest
+
+
+def lookup(stem: str, spec_text: str) -> Artifacts | None:
+    """The cached build of this model if it exists and is intact."""
+    directory = version_dir() / f"{stem}-{build_key(spec_text)[:12]}"
+    manifest = _valid(directory)
+    return Artifacts(directory, manifest) if manifest is not None else None
+
+
+def ensure_built(
+    stem: str, spec_text: str, derive: Callable[[], FormulaSet], source: str = ""
+) -> tuple[Artifacts, bool]:
+    """Return the build of this model, deriving and writing it only if missing or damaged.
+
+    Returns ``(artifacts, rebuilt)``.  ``derive`` is called only when a build is needed.
+    """
+    found = lookup(stem, spec_text)
+    if found is not None:
+        return found, False
+    key = build_key(spec_text)
+    parent = version_dir()
+    parent.mkdir(parents=True, exist_ok=True)
+    final = parent / f"{stem}-{key[:12]}"
+    fs = derive()
+    fs_hash = content_hash(fs, extra=(GENERATOR_VERSION,))
+    kernels = kernel_source(fs, fs_hash, key, source or fs.source)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+    try:
+        (tmp / KERNELS_FILE).write_text(kernels)
+        (tmp / "formulas.tex").write_text(to_latex(fs))
+        (tmp / "formulas.md").write_text(to_markdown(fs))
+        manifest = manifest_of(fs, fs_hash, key, hashlib.sha256(kernels.encode()).hexdigest())
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1))
+        if final.exists():
+            if _valid(final) is not None:  # another process finished first
+                shutil.rmtree(tmp)
+                return Artifacts(final, _valid(final)), True
+            stale = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.stale-"))
+            os.replace(final, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Artifacts(final, manifest), True
+
+
+def load_kernels(artifacts: Artifacts) -> types.ModuleType:
+    """Import the generated module of a build (numba compiles each kernel on first call)."""
+    name = f"netderive_kernels_{artifacts.manifest['spec_hash'][:16]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, artifacts.kernels_path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    if module.CONTENT_HASH != artifacts.manifest["content_hash"]:
+        del sys.modules[name]
+        raise RuntimeError(f"{artifacts.kernels_path}: content hash does not match its manifest")
+    return module
+
+
+def compile_formulas(fs: FormulaSet, stem: str | None = None) -> types.ModuleType:
+    """Generate (or reuse from the cache) and import the kernels of a FormulaSet."""
+    fs_hash = content_hash(fs, extra=(GENERATOR_VERSION,))
+    artifacts, _ = ensure_built(stem or fs.name, "formulaset:" + fs_hash, lambda: fs)
+    return load_kernels(artifacts)
+
+
+__all__ = ["Artifacts", "cache_root", "build_key", "compile_formulas", "ensure_built",
+           "load_kernels", "lookup"]

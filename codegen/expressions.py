@@ -1,0 +1,105 @@
+"""Printing sympy expressions as numba-compatible Python (``math.*``), strictly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+
+class CodegenError(Exception):
+    """The printer met something it has no rule for (the message names it)."""
+
+
+class NumbaExpressionPrinter(PythonCodePrinter):
+    """``PythonCodePrinter`` with ``strict=True``, renamed symbols and a checked Piecewise.
+
+    ``names`` maps a symbol name to the local variable that holds its value.
+    """
+
+    printmethod = "_numbacode"
+
+    def __init__(self, names: Mapping[str, str] | None = None) -> None:
+        super().__init__({"strict": True, "fully_qualified_modules": True})
+        self._names = dict(names or {})
+
+    def _print_Symbol(self, expr: sp.Symbol) -> str:
+        return self._names.get(expr.name, expr.name)
+
+    def _print_Dummy(self, expr: sp.Dummy) -> str:
+        raise CodegenError(f"unnamed dummy symbol {expr} in an expression")
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        if expr.args[-1].cond != sp.true:
+            raise CodegenError(
+                "Piecewise without a final True branch cannot be printed for numba: "
+                f"{expr}"
+            )
+        return super()._print_Piecewise(expr)
+
+    def _print_NaN(self, expr: sp.Expr) -> str:
+        return "math.nan"
+
+    def _print_Infinity(self, expr: sp.Expr) -> str:
+        return "math.inf"
+
+    def _print_NegativeInfinity(self, expr: sp.Expr) -> str:
+        return "(-math.inf)"
+
+    def _print_ComplexInfinity(self, expr: sp.Expr) -> str:
+        raise CodegenError("complex infinity (zoo) in an expression: a division by zero?")
+
+    def _print_ImaginaryUnit(self, expr: sp.Expr) -> str:
+        raise CodegenError("the imaginary unit I appears in an expression; kernels are real")
+
+    def _print_Integer(self, expr: sp.Integer) -> str:
+        # floats throughout: numba must never infer an integer-only expression
+        return f"{float(expr.p)!r}"
+
+    def _print_Rational(self, expr: sp.Rational) -> str:
+        return f"({float(expr.p)!r}/{float(expr.q)!r})"
+
+    def _print_Float(self, expr: sp.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Pow(self, expr: sp.Pow, rational: bool = False) -> str:
+        base, exp = expr.args
+        b = self._print(base)
+        if exp.is_Integer and 1 < abs(int(exp)) <= 4:
+            prod = "*".join([f"({b})"] * abs(int(exp)))
+            return f"({prod})" if exp > 0 else f"(1.0/({prod}))"
+        if exp == sp.Rational(1, 2):
+            return f"math.sqrt({b})"
+        if exp == -sp.Rational(1, 2):
+            return f"(1.0/math.sqrt({b}))"
+        if exp == -1:
+            return f"(1.0/({b}))"
+        return f"(({b})**({self._print(exp)}))"
+
+    def _print_sign(self, expr: sp.Expr) -> str:
+        a = self._print(expr.args[0])
+        return f"(0.0 if ({a}) == 0.0 else math.copysign(1.0, {a}))"
+
+    def _print_Heaviside(self, expr: sp.Expr) -> str:
+        a = self._print(expr.args[0])
+        half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
+        return f"(1.0 if ({a}) > 0.0 else (0.0 if ({a}) < 0.0 else {half}))"
+
+
+def print_assignments(
+    exprs: Sequence[sp.Expr],
+    names: Mapping[str, str],
+    indent: str,
+    temp_prefix: str = "_t",
+) -> tuple[list[str], list[str]]:
+    """CSE over ``exprs`` (one ``sympy.cse`` call), printed as assignment lines.
+
+    Returns (lines of temporaries, printed reduced expressions).
+    """
+    exprs = [sp.sympify(e) for e in exprs]
+    replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(temp_prefix),
+                                   order="none")
+    printer = NumbaExpressionPrinter(names)
+    lines = [f"{indent}{sym.name} = {printer.doprint(val)}" for sym, val in replacements]
+    return lines, [printer.doprint(e) for e in reduced]

@@ -1,0 +1,164 @@
+"""Print any FormulaSet as a standalone LaTeX document and as Markdown.
+
+Each item becomes one numbered equation with its meaning and reference; recurrences
+show the one-step map (never an unrolled product), roots their equation and bracket.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root
+
+from .expressions import CodegenError
+
+
+def _escape(text: str) -> str:
+    """Escape LaTeX specials in running text (meanings, references, notes)."""
+    out = text
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"),
+                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
+                 ("^", r"\textasciicircum{}")):
+        out = out.replace(a, b)
+    return out
+
+
+class LatexPrinter:
+    """One ``_emit_<Kind>`` per IR item kind, returning the math of one display."""
+
+    def __init__(self, fs: FormulaSet) -> None:
+        self.fs = fs
+        names: dict[sp.Symbol, str] = {}
+        for p in fs.params:
+            if p.latex:
+                names[p.symbol] = p.latex
+        latex_names = dict(fs.latex_names)
+        for item in fs.items:
+            names[fs.symbol_for(item.name)] = latex_names.get(
+                item.name, r"\mathrm{" + item.name.replace("_", r"\_") + "}")
+            for s in item.bound_symbols():
+                if s.name in latex_names:
+                    names[s] = latex_names[s.name]
+        for p in fs.params:
+            if p.name in latex_names:
+                names[p.symbol] = latex_names[p.name]
+        self.symbol_names = names
+
+    def tex(self, expr: sp.Expr) -> str:
+        return sp.latex(sp.sympify(expr), symbol_names=self.symbol_names)
+
+    def lhs(self, item: Item) -> str:
+        return self.symbol_names[self.fs.symbol_for(item.name)]
+
+    def emit(self, item: Item) -> str:
+        meth = getattr(self, f"_emit_{type(item).__name__}", None)
+        if meth is None:
+            raise CodegenError(f"{type(self).__name__} has no rule for {type(item).__name__}")
+        return meth(item)
+
+    def _emit_Formula(self, item: Formula) -> str:
+        return f"{self.lhs(item)} = {self.tex(item.expr)}"
+
+    def _emit_Recurrence(self, item: Recurrence) -> str:
+        k = self.tex(item.index) if item.index is not None else "k"
+        steps = self.tex(item.steps)
+
+        def at(index: str) -> dict:
+            return {s: sp.Symbol(f"{{{self.tex(s)}}}_{{{index}}}") for s in item.state}
+
+        now, last = at(k), at(steps)
+        rows = []
+        for s, f, s0 in zip(item.state, item.step, item.init, strict=True):
+            name = self.tex(s)
+            rows.append(f"{{{name}}}_{{{k}+1}} &= {self.tex(sp.sympify(f).xreplace(now))}"
+                        f", \\qquad {{{name}}}_0 = {self.tex(s0)}")
+        rows.append(f"{self.lhs(item)} &= {self.tex(sp.sympify(item.output).xreplace(last))}"
+                    f", \\qquad {k} = 0, \\dots, {steps}-1")
+        return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
+
+    def _emit_Root(self, item: Root) -> str:
+        x = self.tex(item.variable)
+        lo, hi = (self.tex(b) for b in item.bracket)
+        choice = {
+            "first": r"\text{the smallest zero}",
+            "last": r"\text{the largest zero}",
+            "min_objective": r"\text{the point minimising } "
+            + (self.tex(item.objective) if item.objective is not None else ""),
+        }[item.select]
+        among = ""
+        if item.candidates:
+            among = r"\ \text{(or } " + ", ".join(self.tex(c) for c in item.candidates) + ")"
+        return (f"{self.lhs(item)} = {choice}\ {x}\in[{lo},\, {hi}]{among}\ "
+                f"\\text{{of}}\\ \\ {self.tex(item.equation)} = 0")
+
+    def _emit_Expectation(self, item: Expectation) -> str:
+        zs = ", ".join(self.tex(z) for z in item.variables)
+        lhs = (f"{self.lhs(item)} = \\mathbb{{E}}_{{{zs}\\sim\\mathcal{{N}}(0,1)}}"
+               f"\\left[{self.tex(item.integrand)}\\right]")
+        if item.closed_form is not None:
+            lhs += f" = {self.tex(item.closed_form)}"
+        if item.quadrature_order is not None:
+            lhs += rf" \approx \text{{Gauss-Hermite, {item.quadrature_order} nodes}}"
+        return lhs
+
+    def parameter_rows(self) -> list[tuple[str, str, str, str]]:
+        rows = []
+        for p in self.fs.params:
+            default = "" if p.default is None else f"{p.default:.10g}"
+            rows.append((self.tex(p.symbol), p.name, str(p.domain), default))
+        return rows
+
+
+def to_latex(fs: FormulaSet) -> str:
+    """A standalone ``.tex`` document: parameters, then one numbered equation per item."""
+    pr = LatexPrinter(fs)
+    out = [
+        r"\documentclass[11pt]{article}",
+        r"\usepackage{amsmath,amssymb}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\allowdisplaybreaks",
+        rf"\title{{{_escape(fs.name)}: {_escape(fs.family)}}}",
+        r"\date{}",
+        r"\begin{document}",
+        r"\maketitle",
+        rf"Derived by netderive from \texttt{{{_escape(fs.source)}}}.",
+        r"\section*{Parameters}",
+        r"\begin{tabular}{llll}",
+        r"symbol & name & domain & default \\ \hline",
+    ]
+    for sym, name, domain, default in pr.parameter_rows():
+        out.append(rf"${sym}$ & \texttt{{{_escape(name)}}} & {_escape(domain)} & "
+                   rf"{_escape(default)} \\")
+    out += [r"\end{tabular}", r"\section*{Derived items}"]
+    for item in fs.items:
+        out += [
+            rf"\paragraph{{\texttt{{{_escape(item.name)}}}}} {_escape(item.meaning)} "
+            rf"({_escape(type(item).__name__)}; {_escape(item.ref)})",
+            r"\begin{equation}",
+            pr.emit(item),
+            rf"\label{{eq:{item.name}}}",
+            r"\end{equation}",
+        ]
+    if fs.notes:
+        out.append(r"\section*{Notes}")
+        out.append(r"\begin{itemize}")
+        out += [rf"\item {_escape(n)}" for n in fs.notes]
+        out.append(r"\end{itemize}")
+    out.append(r"\end{document}")
+    return "\n".join(out) + "\n"
+
+
+def to_markdown(fs: FormulaSet) -> str:
+    """The same content as :func:`to_latex`, as Markdown with ``$$`` blocks."""
+    pr = LatexPrinter(fs)
+    out = [f"# {fs.name} ({fs.family})", "", f"Derived by netderive from `{fs.source}`.", "",
+           "## Parameters", "", "| symbol | name | domain | default |", "|---|---|---|---|"]
+    for sym, name, domain, default in pr.parameter_rows():
+        out.append(f"| ${sym}$ | `{name}` | {domain} | {default} |")
+    out += ["", "## Derived items", ""]
+    for number, item in enumerate(fs.items, start=1):
+        out += [f"**({number}) `{item.name}`**: {item.meaning} "
+                f"({type(item).__name__}; {item.ref})", "", "$$", pr.emit(item), "$$", ""]
+    if fs.notes:
+        out += ["## Notes", ""] + [f"- {n}" for n in fs.notes] + [""]
+    return "\n".join(out)

@@ -1,0 +1,292 @@
+"""Print any FormulaSet as a Python module of ``@njit(cache=True)`` kernels.
+
+For every item ``name`` the module has
+
+- ``name(*args)``: a scalar kernel (arguments: the parameters it needs, in the order of
+  ``KERNEL_ARGUMENTS[name]``);
+- ``name_grid(*arrays)``: the same over 1-D float arrays of equal length, ``prange``
+  over both cores;
+- ``name_grid_serial(*arrays)``: the same on one core (faster for small grids, or when
+  both cores are busy);
+- for a Recurrence also ``name_trajectory(*args)``: the states ``s_0..s_K`` as rows.
+
+Earlier items are called, never inlined; recurrences are loops; roots are a scan plus
+safeguarded Newton-bisection; Gauss-Hermite tables are module constants.
+"""
+
+from __future__ import annotations
+
+import keyword
+
+import numba
+import numpy as np
+import sympy as sp
+
+from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root
+
+from .expressions import CodegenError, print_assignments
+
+#: Names a parameter or item may not take in generated code.
+RESERVED = frozenset({"math", "nb", "np", "numba", "numpy", "CONTENT_HASH", "SPEC_HASH",
+                      "KERNEL_ARGUMENTS", "QUANTITIES"})
+
+ROOT_TOLERANCE = 1e-14
+ROOT_MAX_ITERATIONS = 200
+
+
+def _local(name: str) -> str:
+    """Local variable holding the value of item ``name`` inside another kernel."""
+    return f"_v_{name}"
+
+
+class KernelPrinter:
+    """Turns a FormulaSet into module source; one ``_emit_<Kind>`` per IR item kind."""
+
+    def __init__(self, fs: FormulaSet) -> None:
+        self.fs = fs
+        self._gauss_hermite_orders: set[int] = set()
+        for name in [p.name for p in fs.params] + [i.name for i in fs.items]:
+            if name in RESERVED or keyword.iskeyword(name):
+                raise CodegenError(f"{fs.name}: name {name!r} is reserved in generated code")
+
+    # -- shared pieces -------------------------------------------------------------
+    def names(self, item: Item) -> dict[str, str]:
+        """Symbol name -> local variable: item symbols get ``_v_`` prefixes."""
+        return {i.name: _local(i.name) for i in self.fs.items}
+
+    def dependency_lines(self, deps: tuple[str, ...], indent: str) -> list[str]:
+        lines = []
+        for dep in deps:
+            args = ", ".join(self.fs.arguments(dep))
+            lines.append(f"{indent}{_local(dep)} = {dep}({args})")
+        return lines
+
+    def header(self, item: Item, args: tuple[str, ...]) -> list[str]:
+        doc = f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({', '.join(args)})"
+        return ["@nb.njit(cache=True)", f"def {item.name}({', '.join(args)}):",
+                f'    """{doc}"""']
+
+    def grid_kernels(self, item: Item, args: tuple[str, ...]) -> str:
+        out = []
+        for suffix, decorator, loop in (
+            ("_grid", "@nb.njit(cache=True, parallel=True)", "nb.prange"),
+            ("_grid_serial", "@nb.njit(cache=True)", "range"),
+        ):
+            if args:
+                call = ", ".join(f"{a}[_i]" for a in args)
+                signature = ", ".join(args)
+                size = f"{args[0]}.shape[0]"
+            else:
+                call, signature, size = "", "_n", "_n"
+            out.append("\n".join([
+                decorator,
+                f"def {item.name}{suffix}({signature}):",
+                f'    """{item.name} at every grid point (1-D arrays of equal length)."""',
+                f"    _out = np.empty({size})",
+                f"    for _i in {loop}({size}):",
+                f"        _out[_i] = {item.name}({call})",
+                "    return _out",
+            ]))
+        return "\n\n\n".join(out)
+
+    # -- dispatch ------------------------------------------------------------------
+    def emit(self, item: Item) -> str:
+        meth = getattr(self, f"_emit_{type(item).__name__}", None)
+        if meth is None:
+            raise CodegenError(f"{type(self).__name__} has no rule for {type(item).__name__}")
+        args = self.fs.arguments(item.name)
+        return meth(item, args) + "\n\n\n" + self.grid_kernels(item, args)
+
+    def _emit_Formula(self, item: Formula, args: tuple[str, ...]) -> str:
+        lines = self.header(item, args)
+        lines += self.dependency_lines(self.fs.dependencies(item), "    ")
+        temps, (value,) = print_assignments([item.expr], self.names(item), "    ")
+        return "\n".join(lines + temps + [f"    return {value}"])
+
+    def _emit_Recurrence(self, item: Recurrence, args: tuple[str, ...]) -> str:
+        names = self.names(item)
+        param_names = {p.name for p in self.fs.params}
+        for s in item.bound_symbols():
+            if s.name in param_names or s.name in names:
+                raise CodegenError(f"recurrence {item.name}: state {s.name} shadows a name in use")
+        state = [s.name for s in item.state]
+        k = item.index.name if item.index is not None else "_k"
+        deps = self.dependency_lines(self.fs.dependencies(item), "    ")
+        init_temps, init_vals = print_assignments(item.init, names, "    ", "_i")
+        step_temps, step_vals = print_assignments(item.step, names, "        ", "_s")
+        out_temps, (out_val,) = print_assignments([item.output], names, "    ", "_o")
+        body = [*deps, *init_temps]
+        body += [f"    {s} = {v}" for s, v in zip(state, init_vals, strict=True)]
+        loop = [f"    for {k}_int in range(int({item.steps.name})):",
+                f"        {k} = float({k}_int)", *step_temps]
+        loop += [f"        _n{j} = {v}" for j, v in enumerate(step_vals)]
+        loop += [f"        {s} = _n{j}" for j, s in enumerate(state)]
+        final = self.header(item, args) + body + loop + out_temps + [f"    return {out_val}"]
+        traj_lines = [
+            "@nb.njit(cache=True)",
+            f"def {item.name}_trajectory({', '.join(args)}):",
+            f'    """States s_0..s_K of {item.name} as rows ({", ".join(state)})."""',
+            *body,
+            f"    _path = np.empty((int({item.steps.name}) + 1, {len(state)}))",
+            *[f"    _path[0, {j}] = {s}" for j, s in enumerate(state)],
+            *loop,
+            *[f"        _path[{k}_int + 1, {j}] = {s}" for j, s in enumerate(state)],
+            "    return _path",
+        ]
+        return "\n".join(final) + "\n\n\n" + "\n".join(traj_lines)
+
+    def _emit_Root(self, item: Root, args: tuple[str, ...]) -> str:
+        names = self.names(item)
+        x = item.variable.name
+        if x in names:
+            raise CodegenError(f"root {item.name}: variable {x} shadows an item")
+        helper_args = ", ".join([x, *args])
+        deps = self.fs.dependencies(item)
+        # dependencies whose value moves with the variable are evaluated inside the helpers
+        moving = tuple(d for d in deps if x in self.fs.arguments(d))
+        fixed = tuple(d for d in deps if d not in moving)
+        g_temps, (g_val, dg_val) = print_assignments(
+            [item.equation, item.derivative], names, "    ")
+        blocks = ["\n".join([
+            "@nb.njit(cache=True)",
+            f"def _{item.name}_equation({helper_args}):",
+            *self.dependency_lines(moving + fixed, "    "),
+            *g_temps,
+            f"    return {g_val}, {dg_val}",
+        ])]
+        if item.objective is not None:
+            o_temps, (o_val,) = print_assignments([item.objective], names, "    ")
+            blocks.append("\n".join([
+                "@nb.njit(cache=True)",
+                f"def _{item.name}_objective({helper_args}):",
+                *self.dependency_lines(moving + fixed, "    "),
+                *o_temps,
+                f"    return {o_val}",
+            ]))
+        blocks.append("\n".join([
+            "@nb.njit(cache=True)",
+            f"def _{item.name}_refine({', '.join(['_a', '_b', '_ga', *args])}):",
+            '    """Safeguarded Newton-bisection inside a sign-change bracket [_a, _b]."""',
+            "    _x = 0.5 * (_a + _b)",
+            f"    for _ in range({ROOT_MAX_ITERATIONS}):",
+            f"        _g, _dg = _{item.name}_equation({', '.join(['_x', *args])})",
+            "        if _g == 0.0:",
+            "            return _x",
+            "        if (_g < 0.0) == (_ga < 0.0):",
+            "            _a, _ga = _x, _g",
+            "        else:",
+            "            _b = _x",
+            "        _xn = _x - _g / _dg if _dg != 0.0 else 0.5 * (_a + _b)",
+            "        if not (_a < _xn < _b) or not math.isfinite(_xn):",
+            "            _xn = 0.5 * (_a + _b)",
+            f"        if abs(_xn - _x) <= {ROOT_TOLERANCE!r} * (1.0 + abs(_x)) "
+            f"or _b - _a <= {ROOT_TOLERANCE!r} * (1.0 + abs(_x)):",
+            "            return _xn",
+            "        _x = _xn",
+            "    return _x",
+        ]))
+        bracket_exprs = [*item.bracket, item.fallback, *item.candidates]
+        if any(x in self.fs.arguments(d) for d in fixed) or any(
+            sym.name == x for e in bracket_exprs for sym in sp.sympify(e).free_symbols
+        ):
+            raise CodegenError(f"root {item.name}: bracket or candidates depend on {x}")
+        b_temps, b_vals = print_assignments(bracket_exprs, names, "    ", "_b")
+        lo, hi, fallback, *cands = b_vals
+        call = ", ".join(args)
+        more = ", " + call if call else ""
+        body = [*self.dependency_lines(fixed, "    "), *b_temps,
+                f"    _lo = {lo}", f"    _hi = {hi}", f"    _best = {fallback}",
+                "    _best_objective = math.inf"]
+        for c in cands:
+            body += [f"    _o = _{item.name}_objective({c}{more})",
+                     "    if _o < _best_objective:",
+                     f"        _best, _best_objective = {c}, _o"]
+        accept = {
+            "first": ["            return _r"],
+            "last": ["            _best = _r"],
+            "min_objective": [
+                f"            _o = _{item.name}_objective(_r{more})",
+                "            if _o < _best_objective:",
+                "                _best, _best_objective = _r, _o",
+            ],
+        }[item.select]
+        body += [
+            f"    _n = {int(item.scan_points)}",
+            "    _xa = _lo",
+            f"    _ga, _ = _{item.name}_equation(_xa{more})",
+            "    for _j in range(1, _n + 1):",
+            "        _xb = _lo + (_hi - _lo) * _j / _n",
+            f"        _gb, _ = _{item.name}_equation(_xb{more})",
+            "        _r = math.nan",
+            "        if _ga == 0.0:",
+            "            _r = _xa",
+            "        elif (_ga < 0.0) != (_gb < 0.0) and math.isfinite(_ga) and math.isfinite(_gb):",
+            f"            _r = _{item.name}_refine(_xa, _xb, _ga{more})",
+            "        if not math.isnan(_r):",
+            *accept,
+            "        _xa, _ga = _xb, _gb",
+            "    if _ga == 0.0:",
+            "        _r = _xa",
+            *[line[4:] for line in accept],
+            "    return _best",
+        ]
+        blocks.append("\n".join(self.header(item, args) + body))
+        return "\n\n\n".join(blocks)
+
+    def _emit_Expectation(self, item: Expectation, args: tuple[str, ...]) -> str:
+        names = self.names(item)
+        lines = self.header(item, args) + self.dependency_lines(self.fs.dependencies(item), "    ")
+        if item.quadrature_order is None:
+            temps, (value,) = print_assignments([item.closed_form], names, "    ")
+            return "\n".join(lines + temps + [f"    return {value}"])
+        order = item.quadrature_order
+        self._gauss_hermite_orders.add(order)
+        depth = len(item.variables)
+        lines.append("    _acc = 0.0")
+        for level, z in enumerate(item.variables):
+            ind = "    " * (level + 1)
+            lines += [f"{ind}for _j{level} in range({order}):",
+                      f"{ind}    {z.name} = _GH_NODES_{order}[_j{level}]",
+                      f"{ind}    _w{level} = _GH_WEIGHTS_{order}[_j{level}]"]
+        inner = "    " * (depth + 1)
+        temps, (value,) = print_assignments([item.integrand], names, inner, "_q")
+        weight = " * ".join(f"_w{level}" for level in range(depth))
+        lines += temps + [f"{inner}_acc += {weight} * ({value})", "    return _acc"]
+        return "\n".join(lines)
+
+    # -- module --------------------------------------------------------------------
+    def module(self, content_hash: str, spec_hash: str, source: str) -> str:
+        bodies = [self.emit(item) for item in self.fs.items]
+        tables = []
+        for order in sorted(self._gauss_hermite_orders):
+            nodes, weights = np.polynomial.hermite_e.hermegauss(order)
+            weights = weights / np.sqrt(2.0 * np.pi)
+            tables.append(f"_GH_NODES_{order} = np.array({[float(v) for v in nodes]!r})")
+            tables.append(f"_GH_WEIGHTS_{order} = np.array({[float(v) for v in weights]!r})")
+        kernel_args = {i.name: self.fs.arguments(i.name) for i in self.fs.items}
+        head = [
+            f"# Generated by netderive (generator {GENERATOR_VERSION}) from {source}",
+            f"# sympy {sp.__version__}, numba {numba.__version__}. Do not edit: rebuilt on any "
+            "change.",
+            f"# FormulaSet {self.fs.name} ({self.fs.family}): {len(self.fs.items)} items.",
+            "import math",
+            "",
+            "import numba as nb",
+            "import numpy as np",
+            "",
+            f'CONTENT_HASH = "{content_hash}"',
+            f'SPEC_HASH = "{spec_hash}"',
+            f"KERNEL_ARGUMENTS = {kernel_args!r}",
+            f"QUANTITIES = {self.fs.quantities!r}",
+            *tables,
+        ]
+        return "\n".join(head) + "\n\n\n" + "\n\n\n".join(bodies) + "\n"
+
+
+#: Bump when the generated code changes meaning (also part of every cache key).
+GENERATOR_VERSION = "1"
+
+
+def kernel_source(fs: FormulaSet, content_hash: str, spec_hash: str = "", source: str = "") -> str:
+    """The numba module for ``fs`` as text (see the module docstring for its contents)."""
+    return KernelPrinter(fs).module(content_hash, spec_hash, source or fs.source)

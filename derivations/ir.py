@@ -1,0 +1,380 @@
+"""The intermediate representation: a FormulaSet of a few item kinds.
+
+A FormulaSet is immutable data that the printers in ``codegen`` turn into LaTeX and
+into numba kernels.  It knows nothing about any network family.
+
+Items refer to parameters and to *earlier* items by symbol name: a Formula whose
+expression contains the symbol ``b_star`` uses the value of the item ``b_star``,
+evaluated at the same parameters.  A Root whose variable has the name of a
+parameter solves for that parameter; the items it calls then see the iterate.
+
+Item kinds
+----------
+- :class:`Formula`     ``name = expr(params, earlier items)``
+- :class:`Recurrence`  ``s_{k+1} = F(s_k, k)`` for ``k = 0..K-1`` from ``s_0``; a loop, never unrolled
+- :class:`Root`        a zero of ``g(x)`` in a bracket, found by a sign-change scan and
+  safeguarded Newton-bisection, selected by an objective or by order
+- :class:`Expectation` ``E_z[h(z)]`` over independent standard normals ``z``: closed form,
+  or Gauss-Hermite quadrature of a stated order
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+
+import sympy as sp
+
+#: Bump when the meaning of the IR or of the generated code changes.
+IR_VERSION = "1"
+
+
+class DerivationError(Exception):
+    """A derivation could not be carried out (the message says which step and why)."""
+
+
+@dataclass(frozen=True)
+class Domain:
+    r"""An interval of allowed values, optionally integers only: e.g. :math:`[0, \infty)`."""
+
+    lower: float = -math.inf
+    upper: float = math.inf
+    lower_closed: bool = True
+    upper_closed: bool = True
+    integer: bool = False
+
+    def contains(self, value: float) -> bool:
+        if not isinstance(value, int | float) or math.isnan(value):
+            return False
+        if self.integer and float(value) != int(value):
+            return False
+        lo_ok = value >= self.lower if self.lower_closed else value > self.lower
+        hi_ok = value <= self.upper if self.upper_closed else value < self.upper
+        return lo_ok and hi_ok
+
+    def __str__(self) -> str:
+        lo = "-inf" if self.lower == -math.inf else f"{self.lower:g}"
+        hi = "inf" if self.upper == math.inf else f"{self.upper:g}"
+        left = "[" if self.lower_closed and self.lower != -math.inf else "("
+        right = "]" if self.upper_closed and self.upper != math.inf else ")"
+        kind = "integers in " if self.integer else ""
+        return f"{kind}{left}{lo}, {hi}{right}"
+
+
+REAL = Domain()
+POSITIVE = Domain(lower=0.0, lower_closed=False)
+NONNEGATIVE = Domain(lower=0.0)
+POSITIVE_INTEGER = Domain(lower=1.0, integer=True)
+NONNEGATIVE_INTEGER = Domain(lower=0.0, integer=True)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """A named scalar input of the kernels, with its domain and default value."""
+
+    symbol: sp.Symbol
+    meaning: str
+    domain: Domain = REAL
+    default: float | None = None
+    latex: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.symbol.name
+
+    def __post_init__(self) -> None:
+        _check_identifier(self.name, "parameter")
+        if self.default is not None and not self.domain.contains(self.default):
+            raise DerivationError(
+                f"parameter {self.name}: default {self.default!r} is outside {self.domain}"
+            )
+
+
+def _check_identifier(name: str, what: str) -> None:
+    if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_"):
+        raise DerivationError(
+            f"{what} name {name!r} must be a Python identifier not starting with '_'"
+        )
+
+
+@dataclass(frozen=True)
+class Formula:
+    """A closed form ``name = expr``."""
+
+    name: str
+    expr: sp.Expr
+    meaning: str
+    ref: str
+    internal: bool = False
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        return (self.expr,)
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        return ()
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    r"""State :math:`s_{k+1} = F(s_k, k)` for :math:`k = 0..K-1` from :math:`s_0`; value ``output(s_K)``.
+
+    ``steps`` is a parameter (a loop bound), so the cost of deriving and compiling does
+    not grow with ``K``.  ``index`` is the symbol of ``k`` where the step depends on it.
+    """
+
+    name: str
+    state: tuple[sp.Symbol, ...]
+    step: tuple[sp.Expr, ...]
+    init: tuple[sp.Expr, ...]
+    steps: sp.Symbol
+    output: sp.Expr
+    meaning: str
+    ref: str
+    index: sp.Symbol | None = None
+    internal: bool = False
+
+    def __post_init__(self) -> None:
+        if not (len(self.state) == len(self.step) == len(self.init)) or not self.state:
+            raise DerivationError(
+                f"recurrence {self.name}: state, step and init must have one equal, nonzero length"
+            )
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        return (*self.step, *self.init, self.output)
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        return (*self.state, *((self.index,) if self.index is not None else ()))
+
+
+ROOT_SELECTIONS = ("first", "last", "min_objective")
+
+
+@dataclass(frozen=True)
+class Root:
+    r"""A zero :math:`x^*` of ``equation`` :math:`g(x)` in ``bracket``.
+
+    The bracket is scanned on ``scan_points`` equal cells for sign changes, each is
+    refined by Newton steps on ``derivative`` safeguarded by bisection.  ``select``:
+    ``"first"``/``"last"`` take the smallest/largest zero, ``"min_objective"`` takes the
+    zero or extra ``candidates`` value with the least ``objective``.  With no zero and
+    no candidate the value is ``fallback`` (NaN by default).
+    """
+
+    name: str
+    variable: sp.Symbol
+    equation: sp.Expr
+    derivative: sp.Expr
+    bracket: tuple[sp.Expr, sp.Expr]
+    meaning: str
+    ref: str
+    scan_points: int = 200
+    select: str = "first"
+    objective: sp.Expr | None = None
+    candidates: tuple[sp.Expr, ...] = ()
+    fallback: sp.Expr = sp.nan
+    internal: bool = False
+
+    def __post_init__(self) -> None:
+        if self.select not in ROOT_SELECTIONS:
+            raise DerivationError(
+                f"root {self.name}: select={self.select!r}; allowed: {', '.join(ROOT_SELECTIONS)}"
+            )
+        if self.select == "min_objective" and self.objective is None:
+            raise DerivationError(f"root {self.name}: select='min_objective' needs an objective")
+        if self.candidates and self.select != "min_objective":
+            raise DerivationError(f"root {self.name}: candidates need select='min_objective'")
+        if self.scan_points < 1:
+            raise DerivationError(f"root {self.name}: scan_points must be >= 1")
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        extra = (self.objective,) if self.objective is not None else ()
+        return (self.equation, self.derivative, *self.bracket, *extra, *self.candidates,
+                self.fallback)
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        return (self.variable,)
+
+
+EXPECTATION_METHODS = ("closed", "gauss-hermite")
+
+
+@dataclass(frozen=True)
+class Expectation:
+    r""":math:`\mathbb E_z[h(z)]` over independent standard normal ``variables``.
+
+    ``method`` is ``"closed"`` (then ``closed_form`` is the value) or
+    ``"gauss-hermite:N"`` (tensor-product quadrature with N nodes per variable).
+    """
+
+    name: str
+    integrand: sp.Expr
+    variables: tuple[sp.Symbol, ...]
+    method: str
+    meaning: str
+    ref: str
+    closed_form: sp.Expr | None = None
+    internal: bool = False
+
+    def __post_init__(self) -> None:
+        kind, _, order = self.method.partition(":")
+        if kind not in EXPECTATION_METHODS:
+            raise DerivationError(
+                f"expectation {self.name}: method {self.method!r}; allowed: "
+                "'closed' or 'gauss-hermite:N'"
+            )
+        if kind == "closed" and self.closed_form is None:
+            raise DerivationError(f"expectation {self.name}: method 'closed' needs closed_form")
+        if kind == "gauss-hermite" and not (order.isdigit() and int(order) >= 1):
+            raise DerivationError(f"expectation {self.name}: write 'gauss-hermite:N' with N >= 1")
+
+    @property
+    def quadrature_order(self) -> int | None:
+        kind, _, order = self.method.partition(":")
+        return int(order) if kind == "gauss-hermite" else None
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        return (self.integrand,) + ((self.closed_form,) if self.closed_form is not None else ())
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        return self.variables
+
+
+Item = Formula | Recurrence | Root | Expectation
+ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation)
+
+
+@dataclass(frozen=True)
+class FormulaSet:
+    """An ordered, immutable set of derived items over named parameters."""
+
+    name: str
+    family: str
+    source: str
+    params: tuple[Parameter, ...]
+    items: tuple[Item, ...]
+    latex_names: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+    _index: Mapping[str, Item] = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        known: dict[str, sp.Symbol] = {}
+        for p in self.params:
+            if p.name in known:
+                raise DerivationError(f"{self.name}: parameter {p.name} given twice")
+            known[p.name] = p.symbol
+        index: dict[str, Item] = {}
+        for item in self.items:
+            _check_identifier(item.name, "item")
+            if item.name in known:
+                raise DerivationError(f"{self.name}: item {item.name} clashes with a name in use")
+            bound = {s.name: s for s in item.bound_symbols()}
+            for expr in item.expressions():
+                for sym in sorted(sp.sympify(expr).free_symbols, key=lambda s: s.name):
+                    ref = bound.get(sym.name, known.get(sym.name))
+                    if ref is None:
+                        raise DerivationError(
+                            f"{self.name}: item {item.name} uses {sym.name}, which is neither a "
+                            "parameter, an earlier item nor a bound variable"
+                        )
+                    if ref != sym:
+                        raise DerivationError(
+                            f"{self.name}: item {item.name} uses symbol {sym.name} with other "
+                            "assumptions than its definition"
+                        )
+            index[item.name] = item
+            known[item.name] = sp.Symbol(item.name, real=True)
+        object.__setattr__(self, "_index", index)
+
+    # -- access ---------------------------------------------------------------------
+    def item(self, name: str) -> Item:
+        return self._index[name]
+
+    def param(self, name: str) -> Parameter:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    @property
+    def quantities(self) -> tuple[str, ...]:
+        """Names of the public items (the ones ``netderive eval`` accepts)."""
+        return tuple(i.name for i in self.items if not i.internal)
+
+    def dependencies(self, item: Item) -> tuple[str, ...]:
+        """Names of the earlier items that ``item`` uses directly, in definition order."""
+        bound = {s.name for s in item.bound_symbols()}
+        used = {s.name for e in item.expressions() for s in sp.sympify(e).free_symbols}
+        return tuple(n for n in self._index if n in used - bound and n != item.name)
+
+    def arguments(self, name: str) -> tuple[str, ...]:
+        """Parameter names the kernel ``name`` takes, in parameter order.
+
+        The parameters used by the item and (transitively) by its dependencies, less the
+        ones that a Root of this item solves for.
+        """
+        item = self._index[name]
+        param_names = [p.name for p in self.params]
+        bound = {s.name for s in item.bound_symbols()}
+        used = {s.name for e in item.expressions() for s in sp.sympify(e).free_symbols}
+        if isinstance(item, Recurrence):
+            used.add(item.steps.name)
+        for dep in self.dependencies(item):
+            used.update(self.arguments(dep))
+        return tuple(n for n in param_names if n in used - bound)
+
+    def symbol_for(self, name: str) -> sp.Symbol:
+        """The symbol standing for item ``name`` in later expressions."""
+        if name not in self._index:
+            raise KeyError(name)
+        return sp.Symbol(name, real=True)
+
+    def __str__(self) -> str:
+        lines = [f"FormulaSet {self.name} (family {self.family}, from {self.source})"]
+        for p in self.params:
+            default = "" if p.default is None else f" = {p.default!r}"
+            lines.append(f"  param {p.name} in {p.domain}{default}: {p.meaning}")
+        for item in self.items:
+            lines.append(f"  {type(item).__name__} {item.name}: {item.meaning}")
+        return "\n".join(lines)
+
+
+def item_symbol(name: str) -> sp.Symbol:
+    """The symbol that stands for an item's value inside later items."""
+    return sp.Symbol(name, real=True)
+
+
+def canonical(obj: object) -> str:
+    """Canonical text of IR data: ``srepr`` for sympy objects, stable across processes."""
+    if isinstance(obj, sp.Basic):
+        return sp.srepr(obj)
+    if isinstance(obj, tuple | list):
+        return "(" + ", ".join(canonical(o) for o in obj) + ")"
+    if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation):
+        body = ", ".join(
+            f"{f.name}={canonical(getattr(obj, f.name))}" for f in fields(obj) if f.init
+        )
+        return f"{type(obj).__name__}({body})"
+    if isinstance(obj, float):
+        return repr(obj)
+    if obj is None or isinstance(obj, str | int | bool):
+        return repr(obj)
+    raise TypeError(f"no canonical form for {type(obj).__name__}")
+
+
+def content_hash(fs: FormulaSet, extra: Iterable[str] = ()) -> str:
+    """sha256 of the canonical text of ``fs`` (never Python's ``hash``)."""
+    parts = [
+        IR_VERSION,
+        sp.__version__,
+        fs.name,
+        fs.family,
+        canonical(fs.params),
+        *(canonical(i) for i in fs.items),
+        canonical(fs.latex_names),
+        canonical(fs.notes),
+        *extra,
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
