@@ -1,9 +1,26 @@
-"""Printers: any FormulaSet to LaTeX/Markdown and to a cached module of numba kernels."""
+"""Printers: any FormulaSet to LaTeX/Markdown and to a cached module of numba kernels.
 
-from .cache import compile_formulas, ensure_built, load_kernels, lookup
-from .expressions import CodegenError
-from .latex import to_latex, to_markdown
-from .numba_backend import kernel_source
+Submodules are imported on first use, so that looking up a cached build does not pay
+for importing sympy and numba.
+"""
 
-__all__ = ["CodegenError", "compile_formulas", "ensure_built", "kernel_source", "load_kernels",
-           "lookup", "to_latex", "to_markdown"]
+from importlib import import_module
+
+_EXPORTS = {
+    "CodegenError": "expressions",
+    "compile_formulas": "cache",
+    "ensure_built": "cache",
+    "load_kernels": "cache",
+    "lookup": "cache",
+    "kernel_source": "numba_backend",
+    "to_latex": "latex",
+    "to_markdown": "latex",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'codegen' has no attribute {name!r}")
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

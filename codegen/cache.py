@@ -26,13 +26,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import numba
-import sympy as sp
+from importlib.metadata import version
+from typing import TYPE_CHECKING
 
-from derivations.ir import FormulaSet, content_hash
+if TYPE_CHECKING:  # sympy and numba are imported only when a build is needed
+    from derivations.ir import FormulaSet
 
-from .latex import to_latex, to_markdown
-from .numba_backend import GENERATOR_VERSION, kernel_source
+#: Bump when the generated code changes meaning (also part of every cache key).
+GENERATOR_VERSION = "1"
 
 CACHE_ENV = "NETDERIVE_CACHE_DIR"
 KERNELS_FILE = "kernels.py"
@@ -50,7 +51,7 @@ def cache_root() -> Path:
 
 
 def version_dir() -> Path:
-    return cache_root() / f"sympy-{sp.__version__}-numba-{numba.__version__}"
+    return cache_root() / f"sympy-{version('sympy')}-numba-{version('numba')}"
 
 
 @cache
@@ -160,6 +161,11 @@ def ensure_built(
     found = lookup(stem, spec_text)
     if found is not None:
         return found, False
+    from derivations.ir import content_hash
+
+    from .latex import to_latex, to_markdown
+    from .numba_backend import kernel_source
+
     key = build_key(spec_text)
     parent = version_dir()
     parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +215,8 @@ def load_kernels(artifacts: Artifacts) -> types.ModuleType:
 
 def compile_formulas(fs: FormulaSet, stem: str | None = None) -> types.ModuleType:
     """Generate (or reuse from the cache) and import the kernels of a FormulaSet."""
+    from derivations.ir import content_hash
+
     fs_hash = content_hash(fs, extra=(GENERATOR_VERSION,))
     artifacts, _ = ensure_built(stem or fs.name, "formulaset:" + fs_hash, lambda: fs)
     return load_kernels(artifacts)

@@ -24,6 +24,7 @@ import sympy as sp
 
 from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root
 
+from .cache import GENERATOR_VERSION
 from .expressions import CodegenError, print_assignments
 
 #: Names a parameter or item may not take in generated code.
@@ -281,10 +282,6 @@ class KernelPrinter:
             *tables,
         ]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(bodies) + "\n"
-
-
-#: Bump when the generated code changes meaning (also part of every cache key).
-GENERATOR_VERSION = "1"
 
 
 def kernel_source(fs: FormulaSet, content_hash: str, spec_hash: str = "", source: str = "") -> str:

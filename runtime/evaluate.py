@@ -1,0 +1,237 @@
+"""Evaluate quantities of a build on a grid: argument parsing, broadcasting, CSV, plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .progress import progress
+from .session import Build, UsageError, check_value, parse_number
+
+#: Below this many points the single-core grid kernel is used (parallel start-up costs more).
+PARALLEL_THRESHOLD = 20_000
+#: Sweeps larger than this are evaluated in chunks, with a progress bar on a terminal.
+CHUNK = 50_000
+
+
+def parse_assignment(text: str, option: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name or not value.strip():
+        raise UsageError(f"{option} {text!r}: expected NAME=VALUE; allowed: e.g. "
+                         f"{option} weight_decay=0.1")
+    return name, value.strip()
+
+
+def parse_grid_values(name: str, text: str) -> np.ndarray:
+    """``START:STOP:NUM`` (NUM >= 1 points, linspace) or an explicit list ``v1,v2,...``."""
+    label = f"--grid {name}={text}"
+    allowed = "START:STOP:NUM with NUM >= 1, or a list v1,v2,..."
+    if ":" in text:
+        parts = text.split(":")
+        if len(parts) != 3:
+            raise UsageError(f"{label}: expected START:STOP:NUM; allowed: {allowed}")
+        start, stop = (parse_number(p, label) for p in parts[:2])
+        try:
+            num = int(parts[2])
+        except ValueError:
+            raise UsageError(f"{label}: NUM {parts[2]!r} is not an integer; "
+                             f"allowed: {allowed}") from None
+        if num < 1:
+            raise UsageError(f"{label}: empty grid (NUM = {num}); allowed: {allowed}")
+        if num > 50_000_000:
+            raise UsageError(f"{label}: {num} points is too many; allowed: NUM <= 50000000")
+        return np.linspace(start, stop, num)
+    values = [v for v in text.split(",") if v.strip()]
+    if not values:
+        raise UsageError(f"{label}: empty grid; allowed: {allowed}")
+    return np.array([parse_number(v.strip(), label) for v in values])
+
+
+@dataclass
+class Request:
+    """What to evaluate: quantities, fixed values and grid axes (in the order given)."""
+
+    quantities: list[str]
+    fixed: dict[str, float]
+    grid: dict[str, np.ndarray]
+
+
+def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, float],
+                 grid: Mapping[str, np.ndarray]) -> Request:
+    """Check names and domains, fill defaults; a UsageError names what is wrong."""
+    available = build.quantities
+    for q in quantities:
+        if q not in available:
+            raise UsageError(f"quantity {q!r}: unknown for {build.spec.source}; allowed: "
+                             + ", ".join(available))
+    if not quantities:
+        raise UsageError("no quantity given; allowed: " + ", ".join(available))
+    params = build.params
+    for name in list(fixed) + list(grid):
+        if name not in params:
+            raise UsageError(f"parameter {name!r}: unknown for {build.spec.source}; allowed: "
+                             + ", ".join(params))
+    both = set(fixed) & set(grid)
+    if both:
+        raise UsageError(f"parameter {sorted(both)[0]!r}: given with both --set and --grid; "
+                         "allowed: one of them")
+    values = {n: check_value(build, n, v, f"--set {n}") for n, v in fixed.items()}
+    for n, axis in grid.items():
+        for v in axis:
+            check_value(build, n, float(v), f"--grid {n}")
+    for q in quantities:
+        for arg in build.item(q)["arguments"]:
+            if arg in values or arg in grid:
+                continue
+            default = params[arg]["default"]
+            if default is None:
+                raise UsageError(f"quantity {q!r} needs parameter {arg!r} ({params[arg]['meaning']})"
+                                 f"; allowed: --set {arg}=VALUE or --grid {arg}=START:STOP:NUM")
+            values[arg] = float(default)
+    return Request(list(quantities), values, dict(grid))
+
+
+def grid_points(request: Request) -> dict[str, np.ndarray]:
+    """Flattened Cartesian product of the grid axes (first axis varies slowest)."""
+    if not request.grid:
+        return {}
+    mesh = np.meshgrid(*request.grid.values(), indexing="ij")
+    return {n: np.ascontiguousarray(m.ravel(), dtype=float)
+            for n, m in zip(request.grid, mesh, strict=True)}
+
+
+def evaluate(build: Build, request: Request, parallel: bool | None = None
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Grid columns and quantity columns, each a 1-D array with one entry per grid point."""
+    kernels = build.kernels()
+    points = grid_points(request)
+    n = next(iter(points.values())).size if points else 1
+    if parallel is None:
+        parallel = n >= PARALLEL_THRESHOLD
+    results: dict[str, np.ndarray] = {}
+    chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+    work = [(q, lo, hi) for q in request.quantities for lo, hi in chunks]
+    for q in request.quantities:
+        results[q] = np.empty(n)
+    for q, lo, hi in progress(work, total=len(work), desc="evaluating") if n > CHUNK else work:
+        args = build.item(q)["arguments"]
+        suffix = "_grid" if parallel else "_grid_serial"
+        arrays = []
+        for a in args:
+            if a in points:
+                arrays.append(points[a][lo:hi])
+            else:
+                arrays.append(np.full(hi - lo, request.fixed[a]))
+        if arrays:
+            results[q][lo:hi] = getattr(kernels, q + suffix)(*arrays)
+        else:
+            results[q][lo:hi] = getattr(kernels, q)()
+    return points, results
+
+
+def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray],
+                 max_rows: int = 60) -> str:
+    """A fixed-width text table (head and tail when long)."""
+    names = list(points) + list(results)
+    cols = [points[n] for n in points] + [results[n] for n in results]
+    n = cols[0].size if cols else 0
+    rows_idx = list(range(n))
+    if n > max_rows:
+        rows_idx = list(range(max_rows // 2)) + [-1] + list(range(n - max_rows // 2, n))
+    width = max(14, *(len(x) for x in names))
+    out = ["  ".join(f"{x:>{width}}" for x in names)]
+    for i in rows_idx:
+        if i == -1:
+            out.append(f"... ({n - 2 * (max_rows // 2)} rows not shown; use --csv)")
+            continue
+        out.append("  ".join(f"{_fmt(c[i]):>{width}}" for c in cols))
+    return "\n".join(out)
+
+
+def _fmt(v: float) -> str:
+    return "nan" if math.isnan(v) else f"{v:.10g}"
+
+
+def write_csv(path: Path, points: Mapping[str, np.ndarray],
+              results: Mapping[str, np.ndarray]) -> None:
+    """CSV: grid columns, then quantities; floats as ``repr`` (full precision). Atomic."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(points) + list(results))
+    cols = [points[n] for n in points] + [results[n] for n in results]
+    n = cols[0].size
+    for i in range(n):
+        writer.writerow([repr(float(c[i])) for c in cols])
+    atomic_write_text(path, buf.getvalue())
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write through a temporary file in the same folder and rename it into place."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise UsageError(f"{path}: folder {path.parent} does not exist; allowed: a path in an "
+                         "existing folder")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
+         results: Mapping[str, np.ndarray], title: str) -> None:
+    """Line plot of every quantity against the first grid axis (one line per value of a
+    second axis when there is one). Written atomically as PNG."""
+    if not request.grid:
+        raise UsageError("--plot: needs at least one --grid axis; allowed: --grid NAME=A:B:N")
+    if len(request.grid) > 2:
+        raise UsageError("--plot: at most two --grid axes can be drawn; allowed: one or two")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_names = list(request.grid)
+    x_name = axes_names[0]
+    shape = tuple(len(v) for v in request.grid.values())
+    fig, axes = plt.subplots(len(results), 1, figsize=(7, 3.2 * len(results)), squeeze=False)
+    for ax, (q, vals) in zip(axes[:, 0], results.items(), strict=True):
+        x = request.grid[x_name]
+        grid_vals = vals.reshape(shape)
+        if len(axes_names) == 1:
+            ax.plot(x, grid_vals, ".-" if len(x) < 40 else "-")
+        else:
+            second = request.grid[axes_names[1]]
+            step = max(1, len(second) // 8)
+            for j in range(0, len(second), step):
+                ax.plot(x, grid_vals[:, j], label=f"{axes_names[1]} = {second[j]:.4g}")
+            ax.legend(fontsize=7)
+        ax.set_xlabel(x_name)
+        ax.set_ylabel(q)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    if not path.parent.exists():
+        raise UsageError(f"--plot {path}: folder {path.parent} does not exist; allowed: a path "
+                         "in an existing folder")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=120)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        Path(tmp).unlink(missing_ok=True)

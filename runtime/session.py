@@ -1,0 +1,146 @@
+"""Model -> cached build -> loaded kernels, with the parameter table of the build.
+
+The fast path (an unchanged model) reads the TOML, hashes it and finds the cached build
+without importing sympy or numba.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from derivations.model import ModelError, ModelSpec, load_model
+
+
+class UsageError(Exception):
+    """Bad command-line input: ``<argument>: <problem>; allowed: <what>`` (one line)."""
+
+
+def resolve_model(name: str) -> ModelSpec:
+    """A model file path, or the name of a bundled model (``weight_decay``)."""
+    path = Path(name)
+    if path.exists() or path.suffix == ".toml" or "/" in name:
+        return load_model(path)
+    from models import bundled_model, bundled_model_paths
+
+    try:
+        return load_model(bundled_model(name))
+    except FileNotFoundError:
+        names = ", ".join(p.stem for p in bundled_model_paths())
+        raise ModelError(name, "model", "no such file or bundled model",
+                         f"a path to a .toml file or one of: {names}",
+                         show_value=False) from None
+
+
+@dataclass
+class Build:
+    """A model's build: where its files are, whether it was just made, its manifest."""
+
+    spec: ModelSpec
+    directory: Path
+    manifest: dict
+    rebuilt: bool
+    seconds: float
+    _module: ModuleType | None = None
+
+    @property
+    def params(self) -> dict[str, dict]:
+        return {p["name"]: p for p in self.manifest["params"]}
+
+    @property
+    def quantities(self) -> list[str]:
+        return [i["name"] for i in self.manifest["items"] if not i["internal"]]
+
+    def item(self, name: str) -> dict:
+        for i in self.manifest["items"]:
+            if i["name"] == name:
+                return i
+        raise KeyError(name)
+
+    def kernels(self) -> ModuleType:
+        """The generated module (imports numba; kernels compile on first call)."""
+        if self._module is None:
+            from codegen.cache import Artifacts, load_kernels
+
+            self._module = load_kernels(Artifacts(self.directory, self.manifest))
+        return self._module
+
+    @property
+    def latex_path(self) -> Path:
+        return self.directory / "formulas.tex"
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.directory / "formulas.md"
+
+
+def build(spec: ModelSpec) -> Build:
+    """Derive and generate the model's kernels unless an intact build is cached."""
+    from codegen.cache import lookup
+
+    start = time.perf_counter()
+    text = spec.canonical()
+    found = lookup(spec.stem, text)
+    if found is not None:
+        return Build(spec, found.directory, found.manifest, False, time.perf_counter() - start)
+    from codegen.cache import ensure_built
+    from derivations import derive
+
+    artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
+    return Build(spec, artifacts.directory, artifacts.manifest, rebuilt,
+                 time.perf_counter() - start)
+
+
+def check_value(build_: Build, name: str, value: float, label: str) -> float:
+    """``value`` if it lies in parameter ``name``'s domain, else a UsageError."""
+    p = build_.params[name]
+    ok = isinstance(value, float | int) and math.isfinite(value)
+    if ok:
+        lo, hi = p["lower"], p["upper"]
+        ok = (value >= lo if p["lower_closed"] else value > lo) and (
+            value <= hi if p["upper_closed"] else value < hi)
+        if p["integer"] and float(value) != int(value):
+            ok = False
+    if not ok:
+        raise UsageError(f"{label}: {name} = {value!r} is outside the domain of {name}; "
+                         f"allowed: {p['domain']}")
+    return float(value)
+
+
+def parse_number(text: str, label: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{label}: {text!r} is not a number; allowed: a finite number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{label}: {text!r} is not finite; allowed: a finite number")
+    return value
+
+
+def apply_structural(spec: ModelSpec, overrides: Mapping[str, Any], label: str) -> ModelSpec:
+    """Re-validated model with top-level model keys replaced (a new derivation)."""
+    if not overrides:
+        return spec
+    values = dict(overrides)
+    if "depth" in values and "widths" not in values:
+        widths = spec.get("widths")
+        if widths and len(set(widths)) == 1:
+            values["widths"] = [widths[0]] * int(values["depth"])
+    decay = spec.get("weight_decay")
+    if "depth" in values and isinstance(decay, tuple) and "weight_decay" not in values:
+        raise UsageError(f"{label}: depth: the model has per-layer weight decays; "
+                         "allowed: change depth in the model file")
+    try:
+        return spec.with_values(values, source=f"{spec.source} ({label})")
+    except ModelError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def manifest_summary(b: Build) -> str:
+    return json.dumps({"directory": str(b.directory), "rebuilt": b.rebuilt}, indent=1)
