@@ -24,9 +24,8 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
-
 from importlib.metadata import version
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # sympy and numba are imported only when a build is needed
@@ -187,7 +186,14 @@ def ensure_built(
             stale = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.stale-"))
             os.replace(final, stale / "old")
             shutil.rmtree(stale, ignore_errors=True)
-        os.rename(tmp, final)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another process renamed its build into place after our check
+            found = _valid(final)
+            if found is None:
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return Artifacts(final, found), True
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import sympy as sp
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.pycode import PythonCodePrinter
 
 
@@ -23,6 +24,19 @@ class NumbaExpressionPrinter(PythonCodePrinter):
     def __init__(self, names: Mapping[str, str] | None = None) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
         self._names = dict(names or {})
+
+    def doprint(self, expr: sp.Expr, assign_to: str | None = None) -> str:
+        try:
+            return super().doprint(expr, assign_to)
+        except PrintMethodNotImplementedError as exc:
+            node = str(exc).splitlines()[0].rpartition(": ")[2]
+            raise CodegenError(f"{type(self).__name__} has no rule for {node} in {expr}") from None
+
+    def _print_not_supported(self, expr: sp.Basic) -> str:
+        raise CodegenError(f"{type(self).__name__} has no rule for {type(expr).__name__}: {expr}")
+
+    def _print_MatrixBase(self, expr: sp.Basic) -> str:
+        raise CodegenError(f"a matrix cannot be printed as a numba scalar: {expr}")
 
     def _print_Symbol(self, expr: sp.Symbol) -> str:
         return self._names.get(expr.name, expr.name)

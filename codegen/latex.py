@@ -88,7 +88,7 @@ class LatexPrinter:
         among = ""
         if item.candidates:
             among = r"\ \text{(or } " + ", ".join(self.tex(c) for c in item.candidates) + ")"
-        return (f"{self.lhs(item)} = {choice}\ {x}\in[{lo},\, {hi}]{among}\ "
+        return (rf"{self.lhs(item)} = {choice}\ {x}\in[{lo},\, {hi}]{among}\ "
                 f"\\text{{of}}\\ \\ {self.tex(item.equation)} = 0")
 
     def _emit_Expectation(self, item: Expectation) -> str:

@@ -31,6 +31,11 @@ from .expressions import CodegenError, print_assignments
 RESERVED = frozenset({"math", "nb", "np", "numba", "numpy", "CONTENT_HASH", "SPEC_HASH",
                       "KERNEL_ARGUMENTS", "QUANTITIES"})
 
+#: numpy's error model: a division by zero gives inf/nan (the root scan skips those) instead of
+#: raising inside a kernel; measured ~15% faster on the b* scan.
+NJIT = '@nb.njit(cache=True, error_model="numpy")'
+NJIT_PARALLEL = '@nb.njit(cache=True, parallel=True, error_model="numpy")'
+
 ROOT_TOLERANCE = 1e-14
 ROOT_MAX_ITERATIONS = 200
 
@@ -46,9 +51,13 @@ class KernelPrinter:
     def __init__(self, fs: FormulaSet) -> None:
         self.fs = fs
         self._gauss_hermite_orders: set[int] = set()
+        generated = {f"{i.name}{s}" for i in fs.items
+                     for s in ("_grid", "_grid_serial", "_trajectory")}
         for name in [p.name for p in fs.params] + [i.name for i in fs.items]:
             if name in RESERVED or keyword.iskeyword(name):
                 raise CodegenError(f"{fs.name}: name {name!r} is reserved in generated code")
+            if name in generated:
+                raise CodegenError(f"{fs.name}: name {name!r} is also a generated kernel name")
 
     # -- shared pieces -------------------------------------------------------------
     def names(self, item: Item) -> dict[str, str]:
@@ -64,14 +73,14 @@ class KernelPrinter:
 
     def header(self, item: Item, args: tuple[str, ...]) -> list[str]:
         doc = f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({', '.join(args)})"
-        return ["@nb.njit(cache=True)", f"def {item.name}({', '.join(args)}):",
+        return [NJIT, f"def {item.name}({', '.join(args)}):",
                 f'    """{doc}"""']
 
     def grid_kernels(self, item: Item, args: tuple[str, ...]) -> str:
         out = []
         for suffix, decorator, loop in (
-            ("_grid", "@nb.njit(cache=True, parallel=True)", "nb.prange"),
-            ("_grid_serial", "@nb.njit(cache=True)", "range"),
+            ("_grid", NJIT_PARALLEL, "nb.prange"),
+            ("_grid_serial", NJIT, "range"),
         ):
             if args:
                 call = ", ".join(f"{a}[_i]" for a in args)
@@ -124,7 +133,7 @@ class KernelPrinter:
         loop += [f"        {s} = _n{j}" for j, s in enumerate(state)]
         final = self.header(item, args) + body + loop + out_temps + [f"    return {out_val}"]
         traj_lines = [
-            "@nb.njit(cache=True)",
+            NJIT,
             f"def {item.name}_trajectory({', '.join(args)}):",
             f'    """States s_0..s_K of {item.name} as rows ({", ".join(state)})."""',
             *body,
@@ -149,7 +158,7 @@ class KernelPrinter:
         g_temps, (g_val, dg_val) = print_assignments(
             [item.equation, item.derivative], names, "    ")
         blocks = ["\n".join([
-            "@nb.njit(cache=True)",
+            NJIT,
             f"def _{item.name}_equation({helper_args}):",
             *self.dependency_lines(moving + fixed, "    "),
             *g_temps,
@@ -158,14 +167,14 @@ class KernelPrinter:
         if item.objective is not None:
             o_temps, (o_val,) = print_assignments([item.objective], names, "    ")
             blocks.append("\n".join([
-                "@nb.njit(cache=True)",
+                NJIT,
                 f"def _{item.name}_objective({helper_args}):",
                 *self.dependency_lines(moving + fixed, "    "),
                 *o_temps,
                 f"    return {o_val}",
             ]))
         blocks.append("\n".join([
-            "@nb.njit(cache=True)",
+            NJIT,
             f"def _{item.name}_refine({', '.join(['_a', '_b', '_ga', *args])}):",
             '    """Safeguarded Newton-bisection inside a sign-change bracket [_a, _b]."""',
             "    _x = 0.5 * (_a + _b)",
@@ -221,7 +230,8 @@ class KernelPrinter:
             "        _r = math.nan",
             "        if _ga == 0.0:",
             "            _r = _xa",
-            "        elif (_ga < 0.0) != (_gb < 0.0) and math.isfinite(_ga) and math.isfinite(_gb):",
+            "        elif ((_ga < 0.0) != (_gb < 0.0) and math.isfinite(_ga)",
+            "              and math.isfinite(_gb)):",
             f"            _r = _{item.name}_refine(_xa, _xb, _ga{more})",
             "        if not math.isnan(_r):",
             *accept,
@@ -241,6 +251,11 @@ class KernelPrinter:
             temps, (value,) = print_assignments([item.closed_form], names, "    ")
             return "\n".join(lines + temps + [f"    return {value}"])
         order = item.quadrature_order
+        in_use = {p.name for p in self.fs.params} | set(names)
+        for z in item.variables:
+            if z.name in in_use:
+                raise CodegenError(f"expectation {item.name}: variable {z.name} shadows a name "
+                                   "in use")
         self._gauss_hermite_orders.add(order)
         depth = len(item.variables)
         lines.append("    _acc = 0.0")

@@ -11,7 +11,8 @@ parameter solves for that parameter; the items it calls then see the iterate.
 Item kinds
 ----------
 - :class:`Formula`     ``name = expr(params, earlier items)``
-- :class:`Recurrence`  ``s_{k+1} = F(s_k, k)`` for ``k = 0..K-1`` from ``s_0``; a loop, never unrolled
+- :class:`Recurrence`  ``s_{k+1} = F(s_k, k)`` for ``k = 0..K-1`` from ``s_0``; a loop,
+  never unrolled
 - :class:`Root`        a zero of ``g(x)`` in a bracket, found by a sign-change scan and
   safeguarded Newton-bisection, selected by an objective or by order
 - :class:`Expectation` ``E_z[h(z)]`` over independent standard normals ``z``: closed form,
@@ -119,7 +120,7 @@ class Formula:
 
 @dataclass(frozen=True)
 class Recurrence:
-    r"""State :math:`s_{k+1} = F(s_k, k)` for :math:`k = 0..K-1` from :math:`s_0`; value ``output(s_K)``.
+    r"""State :math:`s_{k+1} = F(s_k, k)`, :math:`k = 0..K-1`, from :math:`s_0`; value ``output(s_K)``.
 
     ``steps`` is a parameter (a loop bound), so the cost of deriving and compiling does
     not grow with ``K``.  ``index`` is the symbol of ``k`` where the step depends on it.
@@ -315,6 +316,9 @@ class FormulaSet:
         The parameters used by the item and (transitively) by its dependencies, less the
         ones that a Root of this item solves for.
         """
+        memo = self.__dict__.setdefault("_arguments_memo", {})
+        if name in memo:
+            return memo[name]
         item = self._index[name]
         param_names = [p.name for p in self.params]
         bound = {s.name for s in item.bound_symbols()}
@@ -323,7 +327,8 @@ class FormulaSet:
             used.add(item.steps.name)
         for dep in self.dependencies(item):
             used.update(self.arguments(dep))
-        return tuple(n for n in param_names if n in used - bound)
+        memo[name] = tuple(n for n in param_names if n in used - bound)
+        return memo[name]
 
     def symbol_for(self, name: str) -> sp.Symbol:
         """The symbol standing for item ``name`` in later expressions."""

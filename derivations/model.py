@@ -34,6 +34,8 @@ class ModelError(Exception):
         text = f"{source}: {key}{shown}: {problem}"
         if allowed:
             text += f"; allowed: {allowed}"
+        # one line, whatever the file name, key or value contains
+        text = text.replace("\r", "\\r").replace("\n", "\\n")
         super().__init__(text)
         self.source, self.key, self.problem, self.allowed = source, key, problem, allowed
 
@@ -135,9 +137,9 @@ def check_activation_syntax(source: str, key: str, value: str) -> ast.Expression
     """Parse ``value`` with :mod:`ast` and accept only whitelisted nodes (never ``eval``)."""
     try:
         tree = ast.parse(value.strip(), mode="eval")
-    except SyntaxError:
-        raise ModelError(source, key, "not a valid expression", ACTIVATION_ALLOWED,
-                         value) from None
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        raise ModelError(source, key, "not a valid expression (or nested too deeply)",
+                         ACTIVATION_ALLOWED, value) from None
     for node in ast.walk(tree):
         ok = isinstance(node, ast.Expression | ast.BinOp | ast.UnaryOp | ast.Add | ast.Sub
                         | ast.Mult | ast.Div | ast.Pow | ast.USub | ast.UAdd | ast.Load)
@@ -279,7 +281,7 @@ def parse_model(raw: Mapping[str, Any], source: str) -> ModelSpec:
     if family is None:
         raise ModelError(source, "family", "missing", ", ".join(f'"{f}"' for f in schemas),
                          show_value=False)
-    if family not in schemas:
+    if not isinstance(family, str) or family not in schemas:
         raise ModelError(source, "family", "unknown family",
                          ", ".join(f'"{f}"' for f in sorted(schemas)), family)
     schema = schemas[family]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,13 @@ def _validate_weight_decay(source: str, values: dict[str, Any]) -> None:
         raise ModelError(source, "data.input_covariance",
                          f"not positive definite (smallest eigenvalue {smallest:.3g})",
                          "a symmetric positive definite d x d matrix", show_value=False)
-    explained = float(exy @ np.linalg.solve(a0, exy))
+    with np.errstate(all="ignore"):
+        explained = float(exy @ np.linalg.solve(a0, exy))
+    if not math.isfinite(explained):
+        raise ModelError(source, "data.input_output_covariance",
+                         "too large: E[xy]^T A0^-1 E[xy] overflows",
+                         "moments whose E[xy]^T A0^-1 E[xy] is a finite number",
+                         show_value=False)
     if data["output_variance"] < explained * (1 - 1e-12):
         raise ModelError(source, "data.output_variance",
                          "inconsistent moments: E[y^2] < E[xy]^T A0^-1 E[xy] = "

@@ -111,21 +111,50 @@ def stationarity_system(loss: sp.Expr, weights: Sequence[sp.Matrix]) -> list[sp.
     return [sp.expand(sp.diff(loss, s)) for w in weights for s in w]
 
 
-def stationary_points(depth: int, values: dict[sp.Symbol, sp.Rational]) -> list[dict]:
-    r"""All real stationary points of the width-1, input-dimension-1 network, exactly.
+def stationary_points(depth: int, values: dict[sp.Symbol, sp.Rational],
+                      digits: int = 50) -> list[dict[sp.Symbol, sp.Float]]:
+    r"""All real stationary points of the width-1, input-dimension-1 network.
 
     Loss :math:`L(w_1..w_{D+1})` from :func:`noise_averaged_loss` with :math:`A_0=a`,
     :math:`\mathbb E[xy]=m`; ``values`` gives rational ``a, m, noise_variance,
-    weight_decay, output_variance``.  Solved with a lexicographic Groebner basis.
+    weight_decay, output_variance``.  A lexicographic Groebner basis of :math:`\nabla L`
+    (exact) is triangular; its univariate polynomials are solved variable by variable
+    from the last, with the real roots to ``digits`` digits.  Raises DerivationError if
+    the stationary points are not isolated.
     """
     a, m = sp.Symbol("a", positive=True), sp.Symbol("m", positive=True)
     weights = weight_symbols(1, [1] * depth)
     loss = noise_averaged_loss(weights, sp.Matrix([[a]]), sp.Matrix([m]), EY2, SIGMA2,
                                [GAMMA] * (depth + 1)).subs(values)
     unknowns = [s for w in weights for s in w]
-    solutions = sp.solve(stationarity_system(loss, weights), unknowns, dict=True)
-    real = [s for s in solutions if all(sp.im(sp.N(v, 30)) == 0 for v in s.values())]
-    return [{k: sp.nsimplify(v) if v.is_number else v for k, v in s.items()} for s in real]
+    basis = sp.groebner(stationarity_system(loss, weights), *unknowns, order="lex").exprs
+    if basis == [1]:
+        return []
+    tol = sp.Float(10) ** (-(digits // 2))
+    partial: list[dict[sp.Symbol, sp.Float]] = [{}]
+    for var in reversed(unknowns):
+        known = set().union(*(sol.keys() for sol in partial[:1]))
+        relevant = [g for g in basis if g.has(var) and g.free_symbols <= known | {var}]
+        extended = []
+        for sol in partial:
+            polys = [sp.Poly(sp.expand(g.subs(sol)), var) for g in relevant]
+            polys = [p for p in polys if not all(abs(c) < tol for c in p.all_coeffs())]
+            if not polys:
+                raise DerivationError(f"stationary points: {var} is not determined (a "
+                                      "continuum of stationary points)")
+            lowest = min(polys, key=lambda p: p.degree())
+            if lowest.degree() == 0:
+                continue
+            for root in lowest.nroots(n=digits, maxsteps=500):
+                if abs(sp.im(root)) > tol:
+                    continue
+                r = sp.re(root)
+                if all(abs(p.eval(r)) < tol * (1 + max(abs(c) for c in p.all_coeffs()))
+                       for p in polys):
+                    extended.append({**sol, var: r})
+        partial = extended
+    unique = {tuple(round(float(s[v]), 12) for v in unknowns): s for s in partial}
+    return list(unique.values())
 
 
 def hessian_at_origin(depth: int) -> sp.Matrix:

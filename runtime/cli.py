@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors and exit status 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}; see --help")
+        raise UsageError(f"{self.prog}: {message}; allowed: see {self.prog} --help")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -97,7 +97,7 @@ def _split_sets(build_, assignments: list[str], option: str = "--set"):
             structural[name] = int(number) if number.is_integer() else number
         else:
             raise UsageError(f"{label}: unknown parameter {name!r}; allowed: "
-                             + ", ".join([*build_.params, *sorted(schema_keys)]))
+                             + ", ".join(dict.fromkeys([*build_.params, *sorted(schema_keys)])))
     return params, structural
 
 
@@ -141,7 +141,7 @@ def cmd_latex(args: argparse.Namespace) -> int:
     b = build(resolve_model(args.model))
     text = (b.markdown_path if args.markdown else b.latex_path).read_text()
     if args.output:
-        atomic_write_text(args.output, text)
+        atomic_write_text(args.output, text, "--output")
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
@@ -150,6 +150,7 @@ def cmd_latex(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import (
+        check_output_path,
         evaluate,
         format_table,
         make_request,
@@ -167,6 +168,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UsageError(f"--grid {text}: {name} given twice; allowed: one axis per name")
         grid[name] = parse_grid_values(name, value)
     request = make_request(b, args.quantities, fixed, grid)
+    if args.csv:
+        check_output_path(args.csv, "--csv")
+    if args.plot:
+        check_output_path(args.plot, "--plot")
+        if not 1 <= len(grid) <= 2:
+            raise UsageError(f"--plot {args.plot}: {len(grid)} --grid axes; allowed: one or "
+                             "two --grid axes, e.g. --grid NAME=A:B:N")
     parallel = {"auto": None, "yes": True, "no": False}[args.parallel]
     points, results = evaluate(b, request, parallel=parallel)
     print(format_table(points, results))
@@ -222,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, UsageError) as exc:
         if debug:
             raise
-        print(f"netderive: error: {exc}", file=sys.stderr)
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"netderive: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("netderive: interrupted", file=sys.stderr)

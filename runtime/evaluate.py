@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .progress import progress
-from .session import Build, UsageError, check_value, parse_number
+from .session import Build, UsageError, check_consistency, check_value, parse_number
 
 #: Below this many points the single-core grid kernel is used (parallel start-up costs more).
 PARALLEL_THRESHOLD = 20_000
@@ -94,9 +94,11 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
                 continue
             default = params[arg]["default"]
             if default is None:
-                raise UsageError(f"quantity {q!r} needs parameter {arg!r} ({params[arg]['meaning']})"
+                meaning = params[arg]["meaning"]
+                raise UsageError(f"quantity {q!r} needs parameter {arg!r} ({meaning})"
                                  f"; allowed: --set {arg}=VALUE or --grid {arg}=START:STOP:NUM")
             values[arg] = float(default)
+    check_consistency(build, values, grid, given=fixed)
     return Request(list(quantities), values, dict(grid))
 
 
@@ -171,20 +173,38 @@ def write_csv(path: Path, points: Mapping[str, np.ndarray],
     n = cols[0].size
     for i in range(n):
         writer.writerow([repr(float(c[i])) for c in cols])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_text(path, buf.getvalue(), "--csv")
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
+def check_output_path(path: Path, option: str = "") -> Path:
+    """``path`` if a file can be put there (its folder exists, it is not a folder)."""
     path = Path(path)
-    if not path.parent.exists():
-        raise UsageError(f"{path}: folder {path.parent} does not exist; allowed: a path in an "
+    label = f"{option} {path}".strip()
+    if not path.parent.is_dir():
+        raise UsageError(f"{label}: folder {path.parent} does not exist; allowed: a path in an "
                          "existing folder")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    if path.is_dir():
+        raise UsageError(f"{label}: is a folder; allowed: a file path in an existing folder")
+    return path
+
+
+def atomic_write_text(path: Path, text: str, option: str = "") -> None:
+    """Write through a temporary file in the same folder and rename it into place."""
+    path = check_output_path(path, option)
+    label = f"{option} {path}".strip()
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise UsageError(f"{label}: cannot write in {path.parent} ({exc.strerror}); allowed: "
+                         "a path in a writable folder") from None
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise UsageError(f"{label}: cannot write ({exc.strerror}); allowed: a writable file "
+                         "path") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -223,15 +243,23 @@ def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
         ax.grid(alpha=0.3)
     axes[0, 0].set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    if not path.parent.exists():
-        raise UsageError(f"--plot {path}: folder {path.parent} does not exist; allowed: a path "
-                         "in an existing folder")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    try:
+        path = check_output_path(path, "--plot")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    except OSError as exc:
+        plt.close(fig)
+        raise UsageError(f"--plot {path}: cannot write in {path.parent} ({exc.strerror}); "
+                         "allowed: a path in a writable folder") from None
+    except BaseException:
+        plt.close(fig)
+        raise
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"--plot {path}: cannot write ({exc.strerror}); allowed: a writable "
+                         "file path") from None
     finally:
         plt.close(fig)
         Path(tmp).unlink(missing_ok=True)

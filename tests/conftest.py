@@ -1,0 +1,294 @@
+"""Shared fixtures: toy FormulaSets covering every IR kind, and their compiled kernels.
+
+The toy sets are built by plain functions (importable without pytest fixtures, e.g. by a
+subprocess that hashes them under another ``PYTHONHASHSEED``).  Their kernels are
+compiled once per test session into a temporary cache directory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+# tests/ (for ir_interpreter) and the project root (for derivations, codegen)
+TESTS_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = TESTS_DIR.parent
+for _path in (str(TESTS_DIR), str(PROJECT_ROOT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from derivations.ir import (  # noqa: E402
+    POSITIVE,
+    POSITIVE_INTEGER,
+    REAL,
+    Expectation,
+    Formula,
+    FormulaSet,
+    Parameter,
+    Recurrence,
+    Root,
+    item_symbol,
+)
+
+# -- symbols --------------------------------------------------------------------------
+A = sp.Symbol("a", positive=True)
+Q = sp.Symbol("q", real=True)
+T = sp.Symbol("t", real=True)
+STEPS = sp.Symbol("K", positive=True, integer=True)
+X = sp.Symbol("x", real=True)
+S = sp.Symbol("s", real=True)
+U = sp.Symbol("u", real=True)
+C = sp.Symbol("c", positive=True)
+INDEX = sp.Symbol("k", integer=True, nonnegative=True)
+Z1, Z2 = sp.symbols("z1 z2", real=True)
+
+#: Ranges of the random test points of the toy set, per parameter.
+TOY_RANGES = {"a": (0.5, 3.0), "q": (-1.0, 1.0), "t": (-2.0, 2.0), "K": (1, 8)}
+
+
+def toy_params() -> tuple[Parameter, ...]:
+    return (
+        Parameter(A, "scale", POSITIVE, 2.0, r"\alpha"),
+        Parameter(Q, "shift", REAL, 0.3),
+        Parameter(T, "a free coordinate that a root solves for", REAL, 0.0),
+        Parameter(STEPS, "number of steps", POSITIVE_INTEGER, 5),
+    )
+
+
+def toy_formula_set() -> FormulaSet:
+    """One FormulaSet with every IR kind and the features the printers must handle."""
+    pw, pw2, h = item_symbol("pw"), item_symbol("pw2"), item_symbol("h")
+    wave = sp.cos(A * X) - Q / 2
+    dwave = -A * sp.sin(A * X)
+    wave_bracket = (sp.Integer(0), 3 * sp.pi / A)
+    items = (
+        Formula(
+            "pw",
+            sp.Piecewise(
+                (sp.sqrt(A) * Q + sp.erf(Q), Q > 0),
+                (A ** sp.Rational(3, 2) * Q**2 - sp.erf(Q) / 3, True),
+            )
+            + A ** sp.Rational(-1, 3)
+            + (A + Q**2) ** sp.Rational(5, 4),
+            "a piecewise closed form",
+            "Toy 2024, eq. (1)",
+        ),
+        Formula(
+            "pw2",
+            pw**2 / (1 + A)
+            + sp.atan(pw)
+            + sp.sign(Q) * sp.Abs(Q) ** sp.Rational(1, 2)
+            + sp.Max(Q, 0)
+            - sp.Min(Q, pw)
+            + sp.exp(-A) * sp.log(1 + A),
+            "a formula of an earlier item",
+            "Toy 2024, eq. (2)",
+        ),
+        Recurrence(
+            "rec",
+            (S, U),
+            (A * S / (1 + S**2) + Q / (INDEX + 1), U + S * sp.cos(INDEX) + pw / (INDEX + 2)),
+            (Q, pw2),
+            STEPS,
+            S * U + S,
+            "a two-state recurrence with an index-dependent step",
+            "Toy 2024, eq. (3)",
+            index=INDEX,
+        ),
+        Recurrence(
+            "heron",
+            (C,),
+            ((C + A / C) / 2,),
+            (1 + Q**2,),
+            STEPS,
+            C,
+            "Heron's iteration for sqrt(a)",
+            "Toy 2024, eq. (4)",
+        ),
+        Root(
+            "root_first",
+            X,
+            wave,
+            dwave,
+            wave_bracket,
+            "the smallest zero of a wave",
+            "Toy 2024, eq. (5)",
+            scan_points=60,
+            select="first",
+        ),
+        Root(
+            "root_last",
+            X,
+            wave,
+            dwave,
+            wave_bracket,
+            "the largest zero of a wave",
+            "Toy 2024, eq. (6)",
+            scan_points=60,
+            select="last",
+        ),
+        Root(
+            "root_min",
+            X,
+            wave,
+            dwave,
+            wave_bracket,
+            "the zero of a wave or a candidate nearest to 1 + q",
+            "Toy 2024, eq. (7)",
+            scan_points=60,
+            select="min_objective",
+            objective=(X - 1 - Q) ** 2,
+            candidates=(A / 2,),
+        ),
+        Root(
+            "root_fallback",
+            X,
+            X**2 + A,
+            2 * X,
+            (sp.Integer(-1), sp.Integer(1)),
+            "no zero: the fallback, which calls an item",
+            "Toy 2024, eq. (8)",
+            scan_points=10,
+            fallback=pw + 1,
+        ),
+        Root(
+            "root_nan",
+            X,
+            X**2 + A,
+            2 * X,
+            (sp.Integer(-1), sp.Integer(1)),
+            "no zero and no candidate: NaN",
+            "Toy 2024, eq. (9)",
+            scan_points=10,
+            select="min_objective",
+            objective=X**2,
+        ),
+        Formula("h", T**3 + A * T + Q, "a cubic in the parameter t", "Toy 2024, eq. (10)"),
+        Root(
+            "t_star",
+            T,
+            h - 1,
+            3 * T**2 + A,
+            (sp.Integer(-3), sp.Integer(3)),
+            "the parameter t at which h = 1",
+            "Toy 2024, eq. (11)",
+            scan_points=40,
+        ),
+        Root(
+            "t_min",
+            T,
+            sp.sin(h),
+            sp.cos(h) * (3 * T**2 + A),
+            (sp.Integer(-2), sp.Integer(2)),
+            "the zero of sin(h) or the candidate with h nearest to 1",
+            "Toy 2024, eq. (12)",
+            scan_points=200,
+            select="min_objective",
+            objective=(h - 1) ** 2,
+            candidates=(sp.Integer(0),),
+        ),
+        Expectation(
+            "e_closed",
+            sp.cos(A * Z1),
+            (Z1,),
+            "closed",
+            "a closed-form expectation",
+            "Toy 2024, eq. (13)",
+            closed_form=sp.exp(-(A**2) / 2),
+        ),
+        Expectation(
+            "e_gh1",
+            A * Z1**4 + pw * sp.cos(Q * Z1),
+            (Z1,),
+            "gauss-hermite:20",
+            "a one-variable Gauss-Hermite expectation",
+            "Toy 2024, eq. (14)",
+        ),
+        Expectation(
+            "e_gh2",
+            sp.cos(A * Z1) * Z2**2 + Q * Z1 * Z2 + Z1**2 * Z2**2,
+            (Z1, Z2),
+            "gauss-hermite:30",
+            "a two-variable Gauss-Hermite expectation",
+            "Toy 2024, eq. (15)",
+        ),
+    )
+    return FormulaSet(
+        "toy",
+        "toy",
+        "tests/toy.toml",
+        toy_params(),
+        items,
+        notes=("A toy set for the printer tests.",),
+    )
+
+
+def golden_formula_set() -> FormulaSet:
+    """A fixed set with one item of each kind.  Do not edit: its content hash is pinned in
+    tests/codegen/test_printers.py (it may change only with IR_VERSION or sympy)."""
+    f = item_symbol("f")
+    items = (
+        Formula(
+            "f", sp.sqrt(A) + (A + Q**2) ** sp.Rational(2, 3) * sp.erf(Q), "a formula", "G, eq. 1"
+        ),
+        Recurrence(
+            "r", (S,), (A * S / (1 + S) + Q,), (Q,), STEPS, S**2, "a recurrence", "G, eq. 2"
+        ),
+        Root("z", X, X**3 - f, 3 * X**2, (sp.Integer(0), f + 1), "a root", "G, eq. 3"),
+        Expectation(
+            "g", sp.cos(A * Z1) * Z2**2, (Z1, Z2), "gauss-hermite:20", "quadrature", "G, eq. 4"
+        ),
+        Expectation(
+            "e",
+            sp.cos(A * Z1),
+            (Z1,),
+            "closed",
+            "closed form",
+            "G, eq. 5",
+            closed_form=sp.exp(-(A**2) / 2),
+        ),
+    )
+    params = (
+        Parameter(A, "scale", POSITIVE, 2.0, r"\alpha"),
+        Parameter(Q, "shift", REAL, 0.3),
+        Parameter(STEPS, "steps", POSITIVE_INTEGER, 5),
+    )
+    return FormulaSet("golden", "toy", "golden.toml", params, items)
+
+
+def small_formula_set(name: str = "small", offset: int = 0) -> FormulaSet:
+    """One Formula: cheap to generate and compile (for the cache tests)."""
+    return FormulaSet(
+        name,
+        "toy",
+        f"tests/{name}.toml",
+        (Parameter(A, "scale", POSITIVE, 2.0),),
+        (Formula("double", 2 * A + offset, "twice the scale", "none"),),
+    )
+
+
+@pytest.fixture(scope="session")
+def toy_set() -> FormulaSet:
+    return toy_formula_set()
+
+
+@pytest.fixture(scope="session")
+def kernel_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """A session-wide NETDERIVE_CACHE_DIR: numba compiles each toy kernel once per session."""
+    path = tmp_path_factory.mktemp("netderive-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NETDERIVE_CACHE_DIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="session")
+def toy_kernels(kernel_cache_dir: Path, toy_set: FormulaSet):
+    """The generated module of the toy set (kernels compile on their first call)."""
+    from codegen import compile_formulas
+
+    assert os.environ["NETDERIVE_CACHE_DIR"] == str(kernel_cache_dir)
+    return compile_formulas(toy_set)

@@ -1,0 +1,269 @@
+"""An independent mpmath interpreter of a FormulaSet at 30 digits (a test helper).
+
+It shares no code with ``codegen``: formulas are substituted and evaluated by sympy's
+``evalf``, recurrences are a Python loop over mpmath numbers, roots are found by its own
+scan of the bracket on a grid finer than the kernel's and ``mpmath.findroot``, and a
+Gauss-Hermite expectation is the exact Gaussian integral by ``mpmath.quad`` (so a kernel
+agrees with it up to the quadrature error: test it on smooth integrands).
+
+Usage::
+
+    evaluate(fs, "rate_function", {"q": 0.7, "p": 0.1, "depth": 5.0})   # an mpmath.mpf
+    trajectory(fs, "overlap", {...})                                    # rows s_0..s_K
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import mpmath
+import sympy as sp
+
+from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root, item_symbol
+
+#: Working precision (decimal digits) of every evaluation.
+DIGITS = 30
+#: Precision of ``evalf`` for formulas: a margin over DIGITS.
+EVALF_DIGITS = 40
+#: The root scan uses this many cells per cell of the kernel's scan.
+SCAN_REFINEMENT = 2
+
+MpFunction = Callable[..., mpmath.mpf]
+
+
+def evaluate(fs: FormulaSet, name: str, values: Mapping[str, float]) -> mpmath.mpf:
+    """The value of item ``name`` at parameter ``values`` (name -> number), to 30 digits."""
+    with mpmath.workdps(DIGITS):
+        return _Interpreter(fs).value(name, values)
+
+
+def trajectory(fs: FormulaSet, name: str, values: Mapping[str, float]) -> list[list[mpmath.mpf]]:
+    """The states ``s_0 .. s_K`` of the Recurrence ``name``, one list per step."""
+    item = fs.item(name)
+    if not isinstance(item, Recurrence):
+        raise TypeError(f"{name} is a {type(item).__name__}, not a Recurrence")
+    with mpmath.workdps(DIGITS):
+        return _Interpreter(fs).recurrence_states(item, values)
+
+
+class _Interpreter:
+    """Evaluates items of one FormulaSet; dependency values are memoised per arguments."""
+
+    def __init__(self, fs: FormulaSet) -> None:
+        self.fs = fs
+        self.memo: dict[tuple, mpmath.mpf] = {}
+        self.functions: dict[tuple, MpFunction] = {}
+        self.arguments = {i.name: fs.arguments(i.name) for i in fs.items}
+        self.dependencies = {i.name: fs.dependencies(i) for i in fs.items}
+
+    # -- shared pieces ---------------------------------------------------------------
+    def value(self, name: str, values: Mapping[str, object]) -> mpmath.mpf:
+        args = self.arguments[name]
+        missing = [a for a in args if a not in values]
+        if missing:
+            raise KeyError(f"{name} needs values for {', '.join(missing)}")
+        key = (name, tuple(mpmath.mpf(values[a]) for a in args))
+        if key not in self.memo:
+            item = self.fs.item(name)
+            meth = getattr(self, f"_value_{type(item).__name__}", None)
+            if meth is None:
+                raise TypeError(f"the interpreter has no rule for {type(item).__name__}")
+            self.memo[key] = mpmath.mpf(meth(item, values))
+        return self.memo[key]
+
+    def environment(
+        self, item: Item, values: Mapping[str, object], without: str | None = None
+    ) -> dict[sp.Symbol, object]:
+        """Parameter symbols and earlier-item symbols -> their values.
+
+        ``without`` names a parameter that is left out, with the items that depend on it.
+        """
+        env: dict[sp.Symbol, object] = {
+            p.symbol: mpmath.mpf(values[p.name])
+            for p in self.fs.params
+            if p.name in values and p.name != without
+        }
+        for dep in self.dependencies[item.name]:
+            if without is None or without not in self.arguments[dep]:
+                env[item_symbol(dep)] = self.value(dep, values)
+        return env
+
+    def function(self, item: Item, expr: sp.Expr, extra: tuple[sp.Symbol, ...]) -> MpFunction:
+        """``expr`` as an mpmath function of (params, earlier items, *extra)."""
+        key = (item.name, sp.srepr(expr), extra)
+        if key not in self.functions:
+            symbols = [p.symbol for p in self.fs.params]
+            symbols += [item_symbol(i.name) for i in self.fs.items]
+            symbols = [s for s in symbols if s.name not in {e.name for e in extra}] + list(extra)
+            self.functions[key] = _as_mpmath(symbols, expr)
+        return self.functions[key]
+
+    def substitute(self, expr: sp.Expr, env: Mapping[sp.Symbol, object]) -> mpmath.mpf:
+        """Substitute exact values of ``env`` into ``expr`` and evaluate with ``evalf``."""
+        mapping = {s: sp.Float(v, EVALF_DIGITS) for s, v in env.items()}
+        return _to_mpf(sp.sympify(expr).xreplace(mapping).evalf(EVALF_DIGITS))
+
+    # -- one method per item kind ----------------------------------------------------
+    def _value_Formula(self, item: Formula, values: Mapping[str, object]) -> mpmath.mpf:
+        return self.substitute(item.expr, self.environment(item, values))
+
+    def _value_Expectation(self, item: Expectation, values: Mapping[str, object]) -> mpmath.mpf:
+        env = self.environment(item, values)
+        if item.quadrature_order is None:
+            return self.substitute(item.closed_form, env)
+        mapping = {s: sp.Float(v, EVALF_DIGITS) for s, v in env.items()}
+        return gaussian_expectation(sp.sympify(item.integrand).xreplace(mapping), item.variables)
+
+    def _value_Recurrence(self, item: Recurrence, values: Mapping[str, object]) -> mpmath.mpf:
+        states = self.recurrence_states(item, values)
+        env = self.environment(item, values)
+        out = self.function(item, item.output, item.state)
+        return out(*self.ordered(env, item.state), *states[-1])
+
+    def _value_Root(self, item: Root, values: Mapping[str, object]) -> mpmath.mpf:
+        x = item.variable
+        g = self.moving(item, item.equation, values)
+        env = self.environment(item, values, without=x.name)  # bracket etc. do not move
+        lo, hi = (self.substitute(b, env) for b in item.bracket)
+        roots = scan_roots(g, lo, hi, SCAN_REFINEMENT * item.scan_points)
+        best = self.substitute(item.fallback, env)
+        if item.select == "first":
+            return roots[0] if roots else best
+        if item.select == "last":
+            return roots[-1] if roots else best
+        objective = self.moving(item, item.objective, values)
+        best_objective = mpmath.inf
+        trials = [self.substitute(c, env) for c in item.candidates] + roots
+        for t in trials:  # candidates first, then roots in increasing order: ties keep the first
+            o = objective(t)
+            if not mpmath.isnan(o) and o < best_objective:
+                best, best_objective = t, o
+        return best
+
+    # -- helpers ---------------------------------------------------------------------
+    def ordered(self, env: Mapping[sp.Symbol, object], bound: tuple[sp.Symbol, ...]) -> list:
+        """Values of (params, items) in the argument order of :meth:`function`, less bound."""
+        names = {b.name for b in bound}
+        symbols = [p.symbol for p in self.fs.params] + [item_symbol(i.name) for i in self.fs.items]
+        return [env.get(s, mpmath.nan) for s in symbols if s.name not in names]
+
+    def moving(
+        self, item: Root, expr: sp.Expr, values: Mapping[str, object]
+    ) -> Callable[[mpmath.mpf], mpmath.mpf]:
+        """``expr`` as a function of the root variable; dependencies re-evaluated there."""
+        x = item.variable
+        fn = self.function(item, expr, (x,))
+
+        def at(point: mpmath.mpf) -> mpmath.mpf:
+            env = self.environment(item, {**values, x.name: point})
+            return fn(*self.ordered(env, (x,)), point)
+
+        return at
+
+    def recurrence_states(
+        self, item: Recurrence, values: Mapping[str, object]
+    ) -> list[list[mpmath.mpf]]:
+        env = self.environment(item, values)
+        steps = int(mpmath.mpf(values[item.steps.name]))
+        state = [self.substitute(e, env) for e in item.init]
+        index = item.index if item.index is not None else sp.Symbol("_k")  # unused
+        step_fns = [self.function(item, e, (*item.state, index)) for e in item.step]
+        base = self.ordered(env, (*item.state, index))
+        path = [state]
+        for k in range(steps):
+            state = [f(*base, *state, mpmath.mpf(k)) for f in step_fns]
+            path.append(state)
+        return path
+
+
+def gaussian_expectation(expr: sp.Expr, variables: tuple[sp.Symbol, ...]) -> mpmath.mpf:
+    """E[expr] over independent standard normal ``variables``, integrated by ``mpmath.quad``.
+
+    ``expr`` has numbers for everything else.  Each term of its expansion that is a product
+    of one-variable factors is a product of one-dimensional integrals (Fubini); any other
+    term is integrated over all its variables at once (exact, but slow in two dimensions).
+    """
+    total = mpmath.mpf(0)
+    for term in sp.Add.make_args(sp.expand(expr)):
+        factors: dict[object, list[sp.Expr]] = {}  # variable, None (constant) or "joint"
+        for factor in sp.Mul.make_args(term):
+            used = [z for z in variables if z in factor.free_symbols]
+            key = used[0] if len(used) == 1 else (None if not used else "joint")
+            factors.setdefault(key, []).append(factor)
+        if "joint" in factors:
+            total += _joint_expectation(term, variables)
+            continue
+        value = _to_mpf(sp.Mul(*factors.pop(None, [])).evalf(EVALF_DIGITS))
+        for z, parts in factors.items():
+            value *= _joint_expectation(sp.Mul(*parts), (z,))
+        total += value
+    return total
+
+
+def _joint_expectation(expr: sp.Expr, variables: tuple[sp.Symbol, ...]) -> mpmath.mpf:
+    fn = _as_mpmath(list(variables), expr)
+    norm = (2 * mpmath.pi) ** (-mpmath.mpf(len(variables)) / 2)
+
+    def density(*z: mpmath.mpf) -> mpmath.mpf:
+        return fn(*z) * mpmath.exp(-sum(t * t for t in z) / 2) * norm
+
+    return mpmath.quad(density, *([[-mpmath.inf, 0, mpmath.inf]] * len(variables)))
+
+
+def scan_roots(
+    g: Callable[[mpmath.mpf], mpmath.mpf], lo: mpmath.mpf, hi: mpmath.mpf, cells: int
+) -> list[mpmath.mpf]:
+    """All zeros of ``g`` in ``[lo, hi]`` seen as exact zeros or sign changes on a grid."""
+    grid = [lo + (hi - lo) * j / cells for j in range(cells + 1)]
+    values = [g(t) for t in grid]
+    roots = []
+    for j, (t, v) in enumerate(zip(grid, values, strict=True)):
+        if v == 0:
+            roots.append(t)
+        elif (
+            j < cells
+            and mpmath.isfinite(v)
+            and mpmath.isfinite(values[j + 1])
+            and (v * values[j + 1] < 0)
+        ):
+            roots.append(refine(g, t, grid[j + 1], v))
+    return roots
+
+
+def refine(
+    g: Callable[[mpmath.mpf], mpmath.mpf], a: mpmath.mpf, b: mpmath.mpf, ga: mpmath.mpf
+) -> mpmath.mpf:
+    """The zero of ``g`` in a sign-change bracket: Anderson-Bjorck, else plain bisection."""
+    try:
+        r = mpmath.findroot(g, (a, b), solver="anderson")
+        if a <= r <= b:
+            return r
+    except (ValueError, ZeroDivisionError):
+        pass
+    for _ in range(4 * mpmath.mp.prec):
+        m = (a + b) / 2
+        gm = g(m)
+        if gm == 0 or b - a <= mpmath.eps * (1 + abs(m)):
+            return m
+        if (gm < 0) == (ga < 0):
+            a, ga = m, gm
+        else:
+            b = m
+    return (a + b) / 2
+
+
+def _to_mpf(value: sp.Basic) -> mpmath.mpf:
+    if value is sp.nan:
+        return mpmath.nan
+    if value == sp.oo:
+        return mpmath.inf
+    if value == -sp.oo:
+        return -mpmath.inf
+    if not value.is_number or not value.is_real:
+        raise ValueError(f"the interpreter met a value that is not a real number: {value}")
+    return mpmath.mpf(sp.Float(value, EVALF_DIGITS)._mpf_)
+
+
+def _as_mpmath(symbols: list[sp.Symbol], expr: sp.Expr) -> MpFunction:
+    """A plain function of ``symbols`` evaluating ``expr`` with mpmath (sympy's own printer)."""
+    return sp.lambdify(symbols, sp.sympify(expr), modules="mpmath")
