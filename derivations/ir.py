@@ -120,7 +120,8 @@ class Formula:
 
 @dataclass(frozen=True)
 class Recurrence:
-    r"""State :math:`s_{k+1} = F(s_k, k)`, :math:`k = 0..K-1`, from :math:`s_0`; value ``output(s_K)``.
+    r"""State :math:`s_{k+1} = F(s_k, k)`, :math:`k = 0..K-1`, from :math:`s_0`; value
+    ``output`` at :math:`s_K`.
 
     ``steps`` is a parameter (a loop bound), so the cost of deriving and compiling does
     not grow with ``K``.  ``index`` is the symbol of ``k`` where the step depends on it.
