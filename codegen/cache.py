@@ -126,6 +126,7 @@ def manifest_of(fs: FormulaSet, fs_hash: str, key: str, kernels_sha: str) -> dic
             for i in fs.items
         ],
         "notes": list(fs.notes),
+        "constraints": [{"item": n, "meaning": m} for n, m in fs.constraints],
     }
 
 

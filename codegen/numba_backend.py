@@ -25,7 +25,7 @@ import sympy as sp
 from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root
 
 from .cache import GENERATOR_VERSION
-from .expressions import CodegenError, print_assignments
+from .expressions import CodegenError, NumbaExpressionPrinter, print_assignments
 
 #: Names a parameter or item may not take in generated code.
 RESERVED = frozenset({"math", "nb", "np", "numba", "numpy", "CONTENT_HASH", "SPEC_HASH",
@@ -127,7 +127,8 @@ class KernelPrinter:
         out_temps, (out_val,) = print_assignments([item.output], names, "    ", "_o")
         body = [*deps, *init_temps]
         body += [f"    {s} = {v}" for s, v in zip(state, init_vals, strict=True)]
-        loop = [f"    for {k}_int in range(int({item.steps.name})):",
+        steps = NumbaExpressionPrinter(names).doprint(item.steps)
+        loop = [f"    for {k}_int in range(int({steps})):",
                 f"        {k} = float({k}_int)", *step_temps]
         loop += [f"        _n{j} = {v}" for j, v in enumerate(step_vals)]
         loop += [f"        {s} = _n{j}" for j, s in enumerate(state)]
@@ -137,7 +138,7 @@ class KernelPrinter:
             f"def {item.name}_trajectory({', '.join(args)}):",
             f'    """States s_0..s_K of {item.name} as rows ({", ".join(state)})."""',
             *body,
-            f"    _path = np.empty((int({item.steps.name}) + 1, {len(state)}))",
+            f"    _path = np.empty((int({steps}) + 1, {len(state)}))",
             *[f"    _path[0, {j}] = {s}" for j, s in enumerate(state)],
             *loop,
             *[f"        _path[{k}_int + 1, {j}] = {s}" for j, s in enumerate(state)],

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, fields
 import sympy as sp
 
 #: Bump when the meaning of the IR or of the generated code changes.
-IR_VERSION = "1"
+IR_VERSION = "2"
 
 
 class DerivationError(Exception):
@@ -123,15 +123,16 @@ class Recurrence:
     r"""State :math:`s_{k+1} = F(s_k, k)`, :math:`k = 0..K-1`, from :math:`s_0`; value
     ``output`` at :math:`s_K`.
 
-    ``steps`` is a parameter (a loop bound), so the cost of deriving and compiling does
-    not grow with ``K``.  ``index`` is the symbol of ``k`` where the step depends on it.
+    ``steps`` is a parameter or a fixed positive integer: a loop bound either way, so the
+    cost of deriving and compiling does not grow with ``K``.  ``index`` is the symbol of
+    ``k`` where the step depends on it.
     """
 
     name: str
     state: tuple[sp.Symbol, ...]
     step: tuple[sp.Expr, ...]
     init: tuple[sp.Expr, ...]
-    steps: sp.Symbol
+    steps: sp.Expr  # a Symbol (parameter) or a positive Integer
     output: sp.Expr
     meaning: str
     ref: str
@@ -143,9 +144,13 @@ class Recurrence:
             raise DerivationError(
                 f"recurrence {self.name}: state, step and init must have one equal, nonzero length"
             )
+        if not (isinstance(self.steps, sp.Symbol) or (
+                isinstance(self.steps, sp.Integer) and self.steps >= 0)):
+            raise DerivationError(f"recurrence {self.name}: steps must be a parameter symbol or "
+                                  "an integer >= 0")
 
     def expressions(self) -> tuple[sp.Expr, ...]:
-        return (*self.step, *self.init, self.output)
+        return (*self.step, *self.init, self.output, self.steps)
 
     def bound_symbols(self) -> tuple[sp.Symbol, ...]:
         return (*self.state, *((self.index,) if self.index is not None else ()))
@@ -259,6 +264,8 @@ class FormulaSet:
     items: tuple[Item, ...]
     latex_names: tuple[tuple[str, str], ...] = ()
     notes: tuple[str, ...] = ()
+    #: (item name, what it means): the item's value must be >= 0 for valid parameters
+    constraints: tuple[tuple[str, str], ...] = ()
     _index: Mapping[str, Item] = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -288,6 +295,9 @@ class FormulaSet:
                         )
             index[item.name] = item
             known[item.name] = sp.Symbol(item.name, real=True)
+        for name, _ in self.constraints:
+            if name not in index:
+                raise DerivationError(f"{self.name}: constraint {name} is not an item")
         object.__setattr__(self, "_index", index)
 
     # -- access ---------------------------------------------------------------------
@@ -324,8 +334,6 @@ class FormulaSet:
         param_names = [p.name for p in self.params]
         bound = {s.name for s in item.bound_symbols()}
         used = {s.name for e in item.expressions() for s in sp.sympify(e).free_symbols}
-        if isinstance(item, Recurrence):
-            used.add(item.steps.name)
         for dep in self.dependencies(item):
             used.update(self.arguments(dep))
         memo[name] = tuple(n for n in param_names if n in used - bound)
@@ -381,6 +389,7 @@ def content_hash(fs: FormulaSet, extra: Iterable[str] = ()) -> str:
         *(canonical(i) for i in fs.items),
         canonical(fs.latex_names),
         canonical(fs.notes),
+        canonical(fs.constraints),
         *extra,
     ]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()

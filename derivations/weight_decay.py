@@ -30,6 +30,7 @@ from .ir import (
     FormulaSet,
     Item,
     Parameter,
+    Recurrence,
     Root,
     item_symbol,
 )
@@ -305,6 +306,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
     if sp.cancel(sp.together(derivative - factorised)) != 0:
         raise DerivationError("reduced loss: the derivative does not factorise as in section 3")
     residual = B ** (2 * depth - 2) * residual_sum - 1
+    items.append(_balanced_path_recursion(depth, widths, dirs, w_opt))
     items += [
         Formula("reduced_loss", loss, "loss L(b) on the balanced rank-1 family, optimal w",
                 f"{REF}, section 3"),
@@ -376,6 +378,10 @@ def derive(spec: ModelSpec) -> FormulaSet:
                 "(discriminant of P_D)", f"{REF}, section 4"))
     else:
         items += _anisotropic_critical_decay(depth, dirs, s2, gamma_c_iso, m_total)
+    items.append(Formula(
+        "data_consistency_margin", EY2 - sum(c**2 / a for a, c in dirs),
+        "E[y^2] - E[xy]^T A0^-1 E[xy] (Cauchy-Schwarz: >= 0 for moments of real data)",
+        f"{REF}, section 1", internal=True))
     if depth >= 2:
         items.append(Root(
             "barrier_b", B, residual, sp.diff(residual, B), (sp.Integer(0), b_max),
@@ -390,12 +396,44 @@ def derive(spec: ModelSpec) -> FormulaSet:
                      ("critical_weight_decay", r"\gamma_c"),
                      ("spinodal_weight_decay", r"\gamma_{sp}"), ("barrier_b", "b_s"),
                      ("prediction_variance", r"\mathbb{E}_x\mathrm{Var}_\epsilon f"),
-                     ("predictor_norm", r"\|v\|"), ("t", "t")),
+                     ("predictor_norm", r"\|v\|"), ("t", "t"), ("mu", r"\mu"),
+                     ("balanced_path_loss", r"\mathcal{L}_{\mathrm{path}}(b)")),
+        constraints=(("data_consistency_margin",
+                      "output_variance >= E[xy]^T A0^-1 E[xy] (moments of real data)"),),
         notes=tuple(notes) + (
             f"Depth D = {depth}, hidden widths {list(widths)}; "
             + ("isotropic data (E[xy] is an eigenvector of A0)." if isotropic else
                f"{len(dirs)} eigen-directions of A0 carry E[xy]."),),
     )
+
+
+def _balanced_path_recursion(depth: int, widths: Sequence[int],
+                              dirs: list[tuple[sp.Symbol, sp.Symbol]], w_opt: sp.Tuple
+                              ) -> Recurrence:
+    r"""The forward moment recursion of section 2 along the balanced rank-1 family.
+
+    With :math:`W^{(1)}=r_1w^\top`, :math:`W^{(i)}=br_ir_{i-1}^\top` and
+    :math:`r_{ij}=\pm1/\sqrt{d_i}`, only :math:`h_i=r_i^\top H_ir_i` and
+    :math:`\mu_i=r_i^\top m_i` propagate: :math:`h_i=\beta_i^2(1+\sigma^2/d_i)h_{i-1}`,
+    :math:`\mu_i=\beta_i\mu_{i-1}` with :math:`\beta_1=1`, :math:`\beta_{i\ge2}=b`; then
+    :math:`L=\mathbb Ey^2-2b\mu_D+b^2h_D+\gamma(Db^2+\|w\|^2)`.  A loop over layers that
+    reproduces the closed-form reduced loss by another route.
+    """
+    h, mu = sp.Symbol("h", real=True), sp.Symbol("mu", real=True)
+    k = sp.Symbol("k", integer=True, nonnegative=True)
+    half = sp.Rational(1, 2)
+    width_factor = sp.Piecewise(
+        *[(1 + SIGMA2 / d, k < i + half) for i, d in enumerate(widths[:-1])],
+        (1 + SIGMA2 / widths[-1], True))
+    beta = sp.Piecewise((1, k < half), (B, True))
+    h0 = sum(a * w**2 for (a, _), w in zip(dirs, w_opt, strict=True))
+    mu0 = sum(c * w for (_, c), w in zip(dirs, w_opt, strict=True))
+    penalty = GAMMA * (depth * B**2 + sum(w**2 for w in w_opt))
+    return Recurrence(
+        "balanced_path_loss", (h, mu), (beta**2 * width_factor * h, beta * mu), (h0, mu0),
+        sp.Integer(depth), EY2 - 2 * B * mu + B**2 * h + penalty,
+        "L(b) by the forward moment recursion over layers along the balanced rank-1 family "
+        "(optimal w); equals the reduced loss", f"{REF}, sections 2 and 3", index=k)
 
 
 def _anisotropic_critical_decay(depth: int, dirs: list[tuple[sp.Symbol, sp.Symbol]],

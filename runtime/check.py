@@ -160,9 +160,9 @@ def run_check(build: Build, fixed: Mapping[str, float], *, draws: int, starts: i
 
     values = {n: p["default"] for n, p in build.params.items() if p["default"] is not None}
     values.update({n: check_value(build, n, v, f"--set {n}") for n, v in fixed.items()})
-    from .session import check_consistency
+    from .evaluate import Request, check_constraints
 
-    check_consistency(build, values, {}, given=fixed)
+    check_constraints(build, Request([], values, {}), given=fixed)
     rng = np.random.default_rng(seed)
     rows = CHECKS[build.spec.family](build, values, draws=draws, starts=starts, rng=rng)
     return CheckReport(build.spec.source, rows)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .progress import progress
-from .session import Build, UsageError, check_consistency, check_value, parse_number
+from .session import Build, UsageError, check_value, parse_number
 
 #: Below this many points the single-core grid kernel is used (parallel start-up costs more).
 PARALLEL_THRESHOLD = 20_000
@@ -98,8 +98,39 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
                 raise UsageError(f"quantity {q!r} needs parameter {arg!r} ({meaning})"
                                  f"; allowed: --set {arg}=VALUE or --grid {arg}=START:STOP:NUM")
             values[arg] = float(default)
-    check_consistency(build, values, grid, given=fixed)
-    return Request(list(quantities), values, dict(grid))
+    request = Request(list(quantities), values, dict(grid))
+    check_constraints(build, request, given=fixed)
+    return request
+
+
+def check_constraints(build: Build, request: Request, given: Mapping[str, float]) -> None:
+    """Every constraint of the FormulaSet (an item that must be >= 0) at every grid point.
+
+    The values not on the grid are those of the request, else the parameter defaults.
+    """
+    constraints = build.manifest.get("constraints", [])
+    if not constraints:
+        return
+    params = build.params
+    points = grid_points(request)
+    n = next(iter(points.values())).size if points else 1
+    kernels = build.kernels()
+    for constraint in constraints:
+        name = constraint["item"]
+        args = build.item(name)["arguments"]
+        arrays = [points[a] if a in points else np.full(
+            n, float(request.fixed.get(a, params[a]["default"]))) for a in args]
+        margin = getattr(kernels, name + "_grid_serial")(*arrays) if args else np.full(
+            n, getattr(kernels, name)())
+        bad = ~(margin >= -1e-12 * (1 + np.abs(margin)))
+        if bad.any():
+            i = int(np.argmax(bad))
+            at = ", ".join(f"{a} = {float(arr[i])!r}" for a, arr in zip(args, arrays, strict=True))
+            options = [f"--grid {a}" if a in points else f"--set {a}" for a in args
+                       if a in points or a in given] or [build.spec.source]
+            raise UsageError(f"{', '.join(options)}: violates {constraint['meaning']} at "
+                             f"{at} ({name} = {margin[i]:.6g}); allowed: values with "
+                             f"{name} >= 0")
 
 
 def grid_points(request: Request) -> dict[str, np.ndarray]:

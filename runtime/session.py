@@ -113,49 +113,6 @@ def check_value(build_: Build, name: str, value: float, label: str) -> float:
     return float(value)
 
 
-def moment_pairs(build_: Build) -> list[tuple[str, str]]:
-    """(eigenvalue, projection) parameter pairs of a weight-decay build: (a, m) or (a_k, c_k)."""
-    names = build_.params
-    if "a" in names and "m" in names:
-        return [("a", "m")]
-    return [(n, "c_" + n[2:]) for n in names if n.startswith("a_") and "c_" + n[2:] in names]
-
-
-def check_consistency(build_: Build, values: Mapping[str, Any], grid: Mapping[str, Any],
-                      given: Mapping[str, Any] | None = None) -> None:
-    """E[y^2] >= sum_k c_k^2 / a_k at every point (else the data moments are impossible and
-    the "loss" goes negative).  ``values``: fixed values; ``grid``: axes (Cartesian)."""
-    import numpy as np
-
-    pairs = moment_pairs(build_)
-    if build_.spec.family != "weight_decay" or not pairs or "output_variance" not in build_.params:
-        return
-    names = ["output_variance", *[n for pair in pairs for n in pair]]
-    axes = [n for n in grid if n in names]
-    mesh = dict(zip(axes, np.meshgrid(*[np.asarray(grid[n], float) for n in axes],
-                                      indexing="ij"), strict=True)) if axes else {}
-
-    def column(n: str):
-        if n in mesh:
-            return mesh[n]
-        return float(values[n] if n in values else build_.params[n]["default"])
-
-    explained = sum(column(c) ** 2 / column(a) for a, c in pairs)
-    ey2 = column("output_variance")
-    bad = np.asarray(ey2 < explained * (1 - 1e-12))
-    if not bad.any():
-        return
-    index = np.unravel_index(int(np.argmax(bad)), bad.shape) if bad.ndim else ()
-    at_ey2 = float(np.asarray(ey2)[index] if np.ndim(ey2) else ey2)
-    at_explained = float(np.asarray(explained)[index] if np.ndim(explained) else explained)
-    given = values if given is None else given
-    options = [f"--grid {n}" if n in grid else f"--set {n}" for n in names
-               if n in grid or n in given] or [build_.spec.source]
-    raise UsageError(f"{', '.join(options)}: output_variance = {at_ey2!r} < "
-                     f"E[xy]^T A0^-1 E[xy] = {at_explained:.6g}: inconsistent data moments; "
-                     f"allowed: output_variance >= {at_explained:.6g}")
-
-
 def parse_number(text: str, label: str) -> float:
     try:
         value = float(text)

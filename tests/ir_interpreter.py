@@ -164,7 +164,8 @@ class _Interpreter:
         self, item: Recurrence, values: Mapping[str, object]
     ) -> list[list[mpmath.mpf]]:
         env = self.environment(item, values)
-        steps = int(mpmath.mpf(values[item.steps.name]))
+        steps = (int(item.steps) if isinstance(item.steps, sp.Integer)
+                 else int(mpmath.mpf(values[item.steps.name])))
         state = [self.substitute(e, env) for e in item.init]
         index = item.index if item.index is not None else sp.Symbol("_k")  # unused
         step_fns = [self.function(item, e, (*item.state, index)) for e in item.step]

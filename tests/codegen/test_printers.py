@@ -41,8 +41,8 @@ PARAMS = (Parameter(A, "scale", POSITIVE, 2.0), Parameter(Q, "shift", REAL, 0.3)
 #: content_hash(golden_formula_set()) from tests/conftest.py.  It must change only when
 #: IR_VERSION or the sympy version changes (srepr is part of the hash); any other drift is
 #: a change of the canonical form and invalidates every user's cache.
-GOLDEN_DIGEST = "d6de618cc83e81a58f4c7469e434172cde8cda8d7e78c9f4ba0ae663e99531c2"
-GOLDEN_IR_VERSION = "1"
+GOLDEN_DIGEST = "4207886226c96b4a27880f9d194ed9bcb635c4d7a0414c90961df005f9a587bd"
+GOLDEN_IR_VERSION = "2"
 GOLDEN_SYMPY = "1.14.0"
 
 

@@ -31,9 +31,9 @@ def kernels_for(kernel_cache_dir):
     return get
 
 
-def call(b, name: str, **values: float) -> float:
-    k = b.kernels()
-    defaults = {n: p["default"] for n, p in b.params.items()}
+def call(build_, name: str, **values: float) -> float:
+    k = build_.kernels()
+    defaults = {n: p["default"] for n, p in build_.params.items()}
     defaults.update(values)
     return float(getattr(k, name)(*[float(defaults[a]) for a in k.KERNEL_ARGUMENTS[name]]))
 
@@ -156,3 +156,17 @@ def test_monte_carlo_dropout_agrees_with_the_loss_at_the_minimum(kernels_for):
     mean, se = ref.monte_carlo_loss(weights, data, 1.0, 0.2, draws=100_000,
                                     rng=np.random.default_rng(11))
     assert abs(call(b, "loss_at_minimum", weight_decay=0.2) - mean) <= 3 * se
+
+
+@pytest.mark.parametrize("depth, width, sigma2", [(1, 3, 0.5), (2, 4, 1.0), (3, 2, 0.3)])
+def test_balanced_path_recursion_equals_the_full_network_loss(kernels_for, depth, width, sigma2):
+    """The layer recursion kernel and the reduced loss vs the numpy loss of the full net."""
+    b = kernels_for(depth, width, ANISOTROPIC_DATA, sigma2)
+    data = ref.DataMoments(np.array(ANISOTROPIC_DATA["input_covariance"]),
+                           np.array(ANISOTROPIC_DATA["input_output_covariance"]), 1.0)
+    for norm in (0.0, 0.3, 0.9, 1.4):
+        weights = ref.balanced_minimiser(norm, [width] * depth, data, sigma2, 0.15)
+        expected = ref.exact_loss(weights, data, sigma2, 0.15)
+        values = {"b": norm, "weight_decay": 0.15, "noise_variance": sigma2}
+        assert call(b, "balanced_path_loss", **values) == pytest.approx(expected, rel=1e-12)
+        assert call(b, "reduced_loss", **values) == pytest.approx(expected, rel=1e-12)
