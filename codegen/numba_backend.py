@@ -153,15 +153,19 @@ class KernelPrinter:
             raise CodegenError(f"root {item.name}: variable {x} shadows an item")
         helper_args = ", ".join([x, *args])
         deps = self.fs.dependencies(item)
-        # dependencies whose value moves with the variable are evaluated inside the helpers
-        moving = tuple(d for d in deps if x in self.fs.arguments(d))
-        fixed = tuple(d for d in deps if d not in moving)
+
+        def used(exprs: list) -> tuple[str, ...]:
+            """The dependencies that ``exprs`` use, in definition order."""
+            found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
+            return tuple(d for d in deps if d in found)
+
+        # each helper evaluates the dependencies it uses, at the current iterate
         g_temps, (g_val, dg_val) = print_assignments(
             [item.equation, item.derivative], names, "    ")
         blocks = ["\n".join([
             NJIT,
             f"def _{item.name}_equation({helper_args}):",
-            *self.dependency_lines(moving + fixed, "    "),
+            *self.dependency_lines(used([item.equation, item.derivative]), "    "),
             *g_temps,
             f"    return {g_val}, {dg_val}",
         ])]
@@ -170,7 +174,7 @@ class KernelPrinter:
             blocks.append("\n".join([
                 NJIT,
                 f"def _{item.name}_objective({helper_args}):",
-                *self.dependency_lines(moving + fixed, "    "),
+                *self.dependency_lines(used([item.objective]), "    "),
                 *o_temps,
                 f"    return {o_val}",
             ]))
@@ -197,6 +201,7 @@ class KernelPrinter:
             "    return _x",
         ]))
         bracket_exprs = [*item.bracket, item.fallback, *item.candidates]
+        fixed = used(bracket_exprs)
         if any(x in self.fs.arguments(d) for d in fixed) or any(
             sym.name == x for e in bracket_exprs for sym in sp.sympify(e).free_symbols
         ):

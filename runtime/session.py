@@ -6,7 +6,6 @@ without importing sympy or numba.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from codegen.cache import Artifacts
 from derivations.model import ModelError, ModelSpec, load_model
 
 
@@ -40,14 +40,29 @@ def resolve_model(name: str) -> ModelSpec:
 
 @dataclass
 class Build:
-    """A model's build: where its files are, whether it was just made, its manifest."""
+    """A model's build: its cached artifacts, whether it was just made, how long it took."""
 
     spec: ModelSpec
-    directory: Path
-    manifest: dict
+    artifacts: Artifacts
     rebuilt: bool
     seconds: float
     _module: ModuleType | None = None
+
+    @property
+    def directory(self) -> Path:
+        return self.artifacts.directory
+
+    @property
+    def manifest(self) -> dict:
+        return self.artifacts.manifest
+
+    @property
+    def latex_path(self) -> Path:
+        return self.artifacts.latex_path
+
+    @property
+    def markdown_path(self) -> Path:
+        return self.artifacts.markdown_path
 
     @property
     def params(self) -> dict[str, dict]:
@@ -66,18 +81,10 @@ class Build:
     def kernels(self) -> ModuleType:
         """The generated module (imports numba; kernels compile on first call)."""
         if self._module is None:
-            from codegen.cache import Artifacts, load_kernels
+            from codegen.cache import load_kernels
 
-            self._module = load_kernels(Artifacts(self.directory, self.manifest))
+            self._module = load_kernels(self.artifacts)
         return self._module
-
-    @property
-    def latex_path(self) -> Path:
-        return self.directory / "formulas.tex"
-
-    @property
-    def markdown_path(self) -> Path:
-        return self.directory / "formulas.md"
 
 
 def build(spec: ModelSpec) -> Build:
@@ -88,13 +95,12 @@ def build(spec: ModelSpec) -> Build:
     text = spec.canonical()
     found = lookup(spec.stem, text)
     if found is not None:
-        return Build(spec, found.directory, found.manifest, False, time.perf_counter() - start)
+        return Build(spec, found, False, time.perf_counter() - start)
     from codegen.cache import ensure_built
     from derivations import derive
 
     artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
-    return Build(spec, artifacts.directory, artifacts.manifest, rebuilt,
-                 time.perf_counter() - start)
+    return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
 
 
 def check_value(build_: Build, name: str, value: float, label: str) -> float:
@@ -140,7 +146,3 @@ def apply_structural(spec: ModelSpec, overrides: Mapping[str, Any], label: str) 
         return spec.with_values(values, source=f"{spec.source} ({label})")
     except ModelError as exc:
         raise UsageError(str(exc)) from None
-
-
-def manifest_summary(b: Build) -> str:
-    return json.dumps({"directory": str(b.directory), "rebuilt": b.rebuilt}, indent=1)
