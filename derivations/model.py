@@ -235,6 +235,8 @@ class ModelSpec:
     source: str
     family: str
     values: Mapping[str, Any]
+    #: False when the cross-key checks (e.g. positive definiteness) were deferred
+    cross_checked: bool = field(default=True, compare=False)
 
     @property
     def stem(self) -> str:
@@ -255,6 +257,15 @@ class ModelSpec:
         raw = {"family": self.family, **_plain(self.values), **overrides}
         return parse_model(raw, source or self.source)
 
+    def with_cross_checks(self) -> ModelSpec:
+        """This model after the family's cross-key checks (raises ModelError)."""
+        if self.cross_checked:
+            return self
+        schema = _schemas()[self.family]
+        if schema.validate is not None:
+            schema.validate(self.source, _plain(self.values))
+        return ModelSpec(self.source, self.family, self.values)
+
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Mapping):
@@ -274,8 +285,12 @@ def family_names() -> list[str]:
     return sorted(_schemas())
 
 
-def parse_model(raw: Mapping[str, Any], source: str) -> ModelSpec:
-    """Validate a model given as a mapping (as read from TOML)."""
+def parse_model(raw: Mapping[str, Any], source: str, cross_checks: bool = True) -> ModelSpec:
+    """Validate a model given as a mapping (as read from TOML).
+
+    ``cross_checks=False`` defers the family's checks across keys (they may need numpy);
+    a cached build of the same canonical model proves they passed before.
+    """
     schemas = _schemas()
     family = raw.get("family")
     if family is None:
@@ -312,9 +327,9 @@ def parse_model(raw: Mapping[str, Any], source: str) -> ModelSpec:
             checked.update(_check_key(source, f"{table}.{key}", key, spec_key, sub,
                                       {**values, **checked}))
         values[table] = checked
-    if schema.validate is not None:
+    if schema.validate is not None and cross_checks:
         schema.validate(source, values)
-    return ModelSpec(source, family, values)
+    return ModelSpec(source, family, values, cross_checked=cross_checks or schema.validate is None)
 
 
 def _check_key(source: str, label: str, key: str, spec_key: Key, raw: Mapping[str, Any],
@@ -327,8 +342,8 @@ def _check_key(source: str, label: str, key: str, spec_key: Key, raw: Mapping[st
     return {key: spec_key.check(source, label, raw[key], context)}
 
 
-def load_model(path: str | Path) -> ModelSpec:
-    """Read and validate a TOML model file."""
+def load_model(path: str | Path, cross_checks: bool = True) -> ModelSpec:
+    """Read and validate a TOML model file (see :func:`parse_model` for ``cross_checks``)."""
     path = Path(path)
     source = str(path)
     try:
@@ -347,4 +362,4 @@ def load_model(path: str | Path) -> ModelSpec:
     except tomllib.TOMLDecodeError as exc:
         raise ModelError(source, "file", f"not valid TOML ({exc})", "a TOML file",
                          show_value=False) from None
-    return parse_model(raw, source)
+    return parse_model(raw, source, cross_checks)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .model import Key, ModelError, Schema, either, integer, number, number_list, text
 
 POSITIVE_NUMBER = number(0.0, lower_open=True)
@@ -28,6 +26,8 @@ _matrix.allowed = "a square list of lists of numbers (d x d), symmetric positive
 
 
 def _validate_weight_decay(source: str, values: dict[str, Any]) -> None:
+    import numpy as np
+
     data = values["data"]
     a0 = np.array(data["input_covariance"], dtype=float)
     exy = np.array(data["input_output_covariance"], dtype=float)

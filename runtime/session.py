@@ -22,15 +22,19 @@ class UsageError(Exception):
     """Bad command-line input: ``<argument>: <problem>; allowed: <what>`` (one line)."""
 
 
-def resolve_model(name: str) -> ModelSpec:
-    """A model file path, or the name of a bundled model (``weight_decay``)."""
+def resolve_model(name: str, cross_checks: bool = False) -> ModelSpec:
+    """A model file path, or the name of a bundled model (``weight_decay``).
+
+    Cross-key checks are deferred by default: :func:`build` runs them unless an intact
+    build of the same canonical model exists (which proves they passed).
+    """
     path = Path(name)
     if path.exists() or path.suffix == ".toml" or "/" in name:
-        return load_model(path)
+        return load_model(path, cross_checks)
     from models import bundled_model, bundled_model_paths
 
     try:
-        return load_model(bundled_model(name))
+        return load_model(bundled_model(name), cross_checks)
     except FileNotFoundError:
         names = ", ".join(p.stem for p in bundled_model_paths())
         raise ModelError(name, "model", "no such file or bundled model",
@@ -99,6 +103,7 @@ def build(spec: ModelSpec) -> Build:
     from codegen.cache import ensure_built
     from derivations import derive
 
+    spec = spec.with_cross_checks()
     artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
     return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
 

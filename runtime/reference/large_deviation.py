@@ -111,9 +111,9 @@ def _resolve_activation(activation: Activation) -> tuple[Callable[[np.ndarray], 
     return activation, getattr(activation, "__name__", repr(activation))
 
 
-def _default_weight_variance(name: str) -> float:
-    """``sigma_w^2``: 2 for ReLU (He initialisation, ``Q_l = 1``), 1 for sign and otherwise."""
-    return 2.0 if name == "relu" else 1.0
+def _default_weight_variance(activation: Activation) -> float:
+    """``sigma_w^2``: 2 for ``"relu"`` (He initialisation, ``Q_l = 1``), 1 for sign and callables."""
+    return 2.0 if isinstance(activation, str) and activation == "relu" else 1.0
 
 
 def _check_perturbation(perturbation: str, p: float) -> None:
@@ -132,14 +132,14 @@ def _perturb_weights(
     out: np.ndarray,
     uniforms: np.ndarray,
 ) -> np.ndarray:
-    """``W_hat = g(W, xi)`` elementwise, written into ``out``.
+    """``W_hat = g(W, xi)`` elementwise, written into ``out`` (``"none"`` returns ``weights``).
 
     ``scale`` is the binarized magnitude ``sigma_w / sqrt(N)`` (``sgn(W)`` scaled to the standard
     deviation of ``W``). Bernoulli masks use float32 uniforms in ``uniforms`` (resolution 2^-24).
     """
     if perturbation == "none":
-        np.copyto(out, weights)
-    elif perturbation == "dilution":
+        return weights
+    if perturbation == "dilution":
         rng.random(out=uniforms, dtype=np.float32)
         np.multiply(weights, uniforms < np.float32(1.0 - p), out=out)
     elif perturbation == "binarization":
@@ -189,7 +189,9 @@ def sample_overlaps(
     if not -1.0 <= input_overlap <= 1.0:
         raise ValueError("input_overlap must lie in [-1, 1]")
     n = int(width)
-    sigma2 = _default_weight_variance(name) if weight_variance is None else float(weight_variance)
+    sigma2 = (
+        _default_weight_variance(activation) if weight_variance is None else float(weight_variance)
+    )
     std = math.sqrt(sigma2 / n)
     flips = int(round(n * (1.0 - input_overlap) / 2.0))
     if batch is None:
@@ -198,8 +200,10 @@ def sample_overlaps(
 
     out = {key: np.empty((networks, depth)) for key in ("q", "Q", "Q_hat")}
     w = np.empty((batch, n, n))
-    w_hat = np.empty((batch, n, n))
-    uniforms = np.empty((batch, n, n), dtype=np.float32)
+    # work arrays: W_hat is not needed for "none", the float32 uniforms only for Bernoulli masks
+    w_hat = np.empty((batch, n, n) if perturbation != "none" else (batch, 0, 0))
+    masked = perturbation in ("dilution", "partial_binarization")
+    uniforms = np.empty((batch, n, n) if masked else (batch, 0, 0), dtype=np.float32)
     starts = range(0, networks, batch)
     for start in progress(starts, total=len(starts), desc="networks"):
         b = min(batch, networks - start)
@@ -212,7 +216,7 @@ def sample_overlaps(
             wb, whb, ub = w[:b], w_hat[:b], uniforms[:b]
             rng.standard_normal(out=wb)
             wb *= std
-            _perturb_weights(wb, perturbation, p, std, rng, whb, ub)
+            whb = _perturb_weights(wb, perturbation, p, std, rng, whb, ub)
             s = phi(_batched_field(wb, s))
             s_hat = phi(_batched_field(whb, s_hat))
             out["q"][start : start + b, layer] = np.mean(s * s_hat, axis=1)
