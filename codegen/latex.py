@@ -18,7 +18,7 @@ def _escape(text: str) -> str:
     out = text
     for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"),
                  ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
-                 ("^", r"\textasciicircum{}")):
+                 ("^", r"\textasciicircum{}"), ("<", "$<$"), (">", "$>$"), ("|", "$|$")):
         out = out.replace(a, b)
     return out
 
@@ -82,14 +82,14 @@ class LatexPrinter:
         choice = {
             "first": r"\text{the smallest zero}",
             "last": r"\text{the largest zero}",
-            "min_objective": r"\text{the point minimising } "
+            "min_objective": r"\text{the zero minimising } "
             + (self.tex(item.objective) if item.objective is not None else ""),
         }[item.select]
         among = ""
         if item.candidates:
             among = r"\ \text{(or } " + ", ".join(self.tex(c) for c in item.candidates) + ")"
-        return (rf"{self.lhs(item)} = {choice}\ {x}\in[{lo},\, {hi}]{among}\ "
-                f"\\text{{of}}\\ \\ {self.tex(item.equation)} = 0")
+        return (rf"\begin{{gathered}}{self.lhs(item)} = {choice}{among} \\ \text{{zeros: }}"
+                rf"{self.tex(item.equation)} = 0,\qquad {x}\in[{lo},\, {hi}]\end{{gathered}}")
 
     def _emit_Expectation(self, item: Expectation) -> str:
         zs = ", ".join(self.tex(z) for z in item.variables)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.special
 import scipy.stats
 
 from runtime.progress import progress
@@ -112,7 +113,7 @@ def _resolve_activation(activation: Activation) -> tuple[Callable[[np.ndarray], 
 
 
 def _default_weight_variance(activation: Activation) -> float:
-    """``sigma_w^2``: 2 for ``"relu"`` (He initialisation, ``Q_l = 1``), 1 for sign and callables."""
+    """``sigma_w^2``: 2 for ``"relu"`` (He initialisation, ``Q_l = 1``), else 1."""
     return 2.0 if isinstance(activation, str) and activation == "relu" else 1.0
 
 
@@ -143,11 +144,11 @@ def _perturb_weights(
         rng.random(out=uniforms, dtype=np.float32)
         np.multiply(weights, uniforms < np.float32(1.0 - p), out=out)
     elif perturbation == "binarization":
-        np.multiply(_sign(weights), scale, out=out)
+        np.copysign(scale, weights, out=out)  # scale * sgn(W), sgn(+0) = +1
     else:  # partial binarization: binarize with probability p
         rng.random(out=uniforms, dtype=np.float32)
         np.copyto(out, weights)
-        np.copyto(out, scale * _sign(weights), where=uniforms < np.float32(p))
+        np.copysign(scale, weights, out=out, where=uniforms < np.float32(p))
     return out
 
 
@@ -180,7 +181,7 @@ def sample_overlaps(
     ``sgn(0) = +1``. Returns ``q_l``, ``Q_l``, ``Q_hat_l`` and ``r_l = q_l / sqrt(Q_l Q_hat_l)``.
 
     Networks are simulated in batches with batched matmuls; the default batch keeps the work
-    arrays below :data:`MEMORY_BUDGET` bytes (about ``21 B N^2`` bytes per batch of ``B``).
+    arrays below :data:`MEMORY_BUDGET` bytes (about ``21 B N^2`` bytes for a batch of ``B``).
     """
     phi, name = _resolve_activation(activation)
     _check_perturbation(perturbation, p)
@@ -195,7 +196,7 @@ def sample_overlaps(
     std = math.sqrt(sigma2 / n)
     flips = int(round(n * (1.0 - input_overlap) / 2.0))
     if batch is None:
-        batch = max(1, min(networks, MEMORY_BUDGET // (21 * n * n)))
+        batch = max(1, min(networks, MEMORY_BUDGET // (24 * n * n)))
     batch = int(batch)
 
     out = {key: np.empty((networks, depth)) for key in ("q", "Q", "Q_hat")}
@@ -263,7 +264,13 @@ def _sign_map(q: np.ndarray | float, rho: float) -> np.ndarray:
 
 
 def binomial_chain_distribution(
-    rho: float, depth: int, n: int, q0: float = 1.0, *, all_layers: bool = False
+    rho: float,
+    depth: int,
+    n: int,
+    q0: float = 1.0,
+    *,
+    all_layers: bool = False,
+    log_probability: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact finite-N Gaussian-level law of ``q_L`` for sign units (notes 4.3).
 
@@ -273,22 +280,34 @@ def binomial_chain_distribution(
     ``(N + 1) x (N + 1)`` transition matrix ``T[k', k] = P(k | q' = 2 k' / N - 1)``
     (about ``8 (N + 1)^2`` bytes). Returns ``(grid of q values, probability vector)``; with
     ``all_layers`` the probabilities of layers ``1..L`` as rows of a ``(depth, N + 1)`` array.
+
+    ``log_probability=True`` returns ``ln P`` instead, computed in log space
+    (``ln P_l[k] = logsumexp_k' (ln P_(l-1)[k'] + ln T[k', k])``), so that probabilities below
+    the double-precision range (``N I_L(q) > 700``) stay finite.
     """
     if depth < 1 or n < 1:
         raise ValueError("depth and n must be positive")
+    pmf = scipy.stats.binom.logpmf if log_probability else scipy.stats.binom.pmf
     k = np.arange(n + 1)
     grid = 2.0 * k / n - 1.0
     probs = np.empty((depth, n + 1))
-    probs[0] = scipy.stats.binom.pmf(k, n, (1.0 + _sign_map(q0, rho)) / 2.0)
+    probs[0] = pmf(k, n, (1.0 + _sign_map(q0, rho)) / 2.0)
     if depth > 1:
         success = (1.0 + _sign_map(grid, rho)) / 2.0
         transition = np.empty((n + 1, n + 1))
-        rows = max(1, 4_000_000 // (n + 1))
-        for lo in range(0, n + 1, rows):
-            hi = min(n + 1, lo + rows)
-            transition[lo:hi] = scipy.stats.binom.pmf(k[None, :], n, success[lo:hi, None])
+        block = max(1, 4_000_000 // (n + 1))
+        for lo in range(0, n + 1, block):
+            hi = min(n + 1, lo + block)
+            transition[lo:hi] = pmf(k[None, :], n, success[lo:hi, None])
         for layer in progress(range(1, depth), total=depth - 1, desc="binomial chain"):
-            probs[layer] = probs[layer - 1] @ transition
+            if not log_probability:
+                probs[layer] = probs[layer - 1] @ transition
+                continue
+            for lo in range(0, n + 1, block):  # column blocks bound the temporaries
+                hi = min(n + 1, lo + block)
+                probs[layer, lo:hi] = scipy.special.logsumexp(
+                    probs[layer - 1][:, None] + transition[:, lo:hi], axis=0
+                )
     return grid, (probs if all_layers else probs[-1].copy())
 
 
