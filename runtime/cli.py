@@ -110,18 +110,24 @@ def _schema_keys(family: str) -> set[str]:
 def _resolve_build(model: str, sets: list[str]):
     from .session import apply_structural, build, resolve_model
 
-    b = build(resolve_model(model))
+    b = build(resolve_model(model), on_derive=_say_deriving)
     params, structural = _split_sets(b, sets)
     if structural:
-        b = build(apply_structural(b.spec, structural, "--set"))
+        b = build(apply_structural(b.spec, structural, "--set"), on_derive=_say_deriving)
         params = {k: v for k, v in params.items() if k not in structural}
     return b, params
+
+
+def _say_deriving(spec) -> None:
+    from .progress import status
+
+    status(f"deriving {spec.source} ...")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .session import build, resolve_model
 
-    b = build(resolve_model(args.model))
+    b = build(resolve_model(args.model), on_derive=_say_deriving)
     if b.rebuilt:
         print(f"derived and generated {b.spec.source} in {b.seconds:.2f} s -> {b.directory}")
     else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -21,7 +20,9 @@ from .session import Build, apply_structural, build
 
 
 def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    from .progress import status
+
+    status(text)
 
 
 def _defaults(b: Build) -> dict[str, float]:

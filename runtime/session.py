@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -91,8 +91,11 @@ class Build:
         return self._module
 
 
-def build(spec: ModelSpec) -> Build:
-    """Derive and generate the model's kernels unless an intact build is cached."""
+def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None) -> Build:
+    """Derive and generate the model's kernels unless an intact build is cached.
+
+    ``on_derive`` is called before a derivation starts (e.g. to say so on a terminal).
+    """
     from codegen.cache import lookup
 
     start = time.perf_counter()
@@ -104,6 +107,8 @@ def build(spec: ModelSpec) -> Build:
     from derivations import derive
 
     spec = spec.with_cross_checks()
+    if on_derive is not None:
+        on_derive(spec)
     artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
     return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
 

@@ -380,21 +380,23 @@ def test_full_sign_network_dilution_n201() -> None:
 
 
 def test_full_relu_network_dilution_n400() -> None:
-    """Section 6: ReLU, dil .1, N = 400 (notes: 6k nets; here 800)."""
+    """Section 6: ReLU, dil .1, N = 400 (notes: 6k nets; here 1500)."""
     rng = np.random.default_rng(303)
     n = 400
-    samples = sample_overlaps("relu", "dilution", 0.1, 2, n, 800, rng)
+    samples = sample_overlaps("relu", "dilution", 0.1, 2, n, 1500, rng)
     mean, se, _ = typical_overlap_estimate(samples, normalised=True)
     assert_mean_close(mean, se, RELU_R["dil .1"][:2], n=n, bias="down")
     sim_mean, sim_se = map(np.array, SIM_RELU_DIL1_N400)
     assert np.all(np.abs(mean - sim_mean) <= 3 * np.hypot(se, sim_se))
-    assert_nvar_close(samples.r, n, RELU_V["dil .1"][:2])
+    # r_l is skewed to the left (occasional 4-5 sigma networks at this sample size): compare N Var
+    # with the notes' finite-N simulation, which includes the +4-6 % finite-N offset
+    assert_nvar_close(samples.r, n, SIM_RELU_DIL1_N400_NVAR)
     # unnormalised (q, Q, Q_hat)
     for values, col in ((samples.q, 0), (samples.Q, 1), (samples.Q_hat, 2)):
         expected = [layer[col] for layer in RELU_UNNORMALISED]
         se_v = values.std(axis=0, ddof=1) / math.sqrt(values.shape[0])
         assert_mean_close(values.mean(axis=0), se_v, expected, n=n, bias="both")
-    # the notes give no SE for q; their 6k nets have SE = ours * sqrt(800 / 6000)
+    # the notes give no SE for q; their 6k nets have SE = ours * sqrt(M / 6000)
     q_se = samples.q.std(axis=0, ddof=1) / math.sqrt(samples.networks)
     q_tol = 3 * q_se * math.sqrt(1 + samples.networks / 6000)
     assert np.all(np.abs(samples.q.mean(axis=0) - SIM_RELU_DIL1_N400_Q) <= q_tol)
