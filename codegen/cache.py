@@ -39,6 +39,13 @@ KERNELS_FILE = "kernels.py"
 MANIFEST_FILE = "manifest.json"
 
 
+def public_mode(path: Path, directory: bool = False) -> None:
+    """Give a ``mkstemp``/``mkdtemp`` result (0600/0700) the mode the umask allows."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 def cache_root() -> Path:
     """``$NETDERIVE_CACHE_DIR`` if set, else the platform's user cache directory."""
     env = os.environ.get(CACHE_ENV)
@@ -174,6 +181,7 @@ def ensure_built(
     fs_hash = content_hash(fs, extra=(GENERATOR_VERSION,))
     kernels = kernel_source(fs, fs_hash, key, source or fs.source)
     tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.tmp-"))
+    public_mode(tmp, directory=True)
     try:
         (tmp / KERNELS_FILE).write_text(kernels)
         (tmp / "formulas.tex").write_text(to_latex(fs))

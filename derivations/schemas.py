@@ -7,7 +7,9 @@ from typing import Any
 
 from .model import Key, ModelError, Schema, either, integer, number, number_list, text
 
-POSITIVE_NUMBER = number(0.0, lower_open=True)
+#: Beyond this, s^2 and gamma overflow double precision in the reduced formulas.
+LARGEST = 1e8
+POSITIVE_NUMBER = number(0.0, LARGEST, lower_open=True)
 
 
 def _matrix(source: str, key: str, value: Any, spec: dict) -> tuple:
@@ -68,11 +70,12 @@ WEIGHT_DECAY = Schema(
         "depth": Key(integer(1, 64), "number of hidden layers D", required=True),
         "widths": Key(number_list(integer(1, 100000), "depth"), "hidden widths d_1..d_D",
                       required=True),
-        "noise_variance": Key(number(0.0), "variance sigma^2 of the multiplicative noise",
+        "noise_variance": Key(number(0.0, LARGEST),
+                              "variance sigma^2 of the multiplicative noise",
                               default=0.0),
         "weight_decay": Key(
             either(POSITIVE_NUMBER, number_list(POSITIVE_NUMBER, "depth", offset=1),
-                   allowed="a number > 0, or a list of depth+1 numbers > 0"),
+                   allowed="a number in (0, 1e8], or a list of depth+1 such numbers"),
             "weight decay gamma (one for all layers, or per layer W1..WD, U)",
             required=True),
     },

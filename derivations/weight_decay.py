@@ -26,6 +26,7 @@ from .ir import (
     NONNEGATIVE,
     POSITIVE,
     DerivationError,
+    Domain,
     Formula,
     FormulaSet,
     Item,
@@ -37,6 +38,9 @@ from .ir import (
 from .model import ModelSpec
 
 REF = "Ziyin, Li, Meng 2022 (arXiv:2202.04777); notes ziyin2022.md"
+#: Domains of gamma and sigma^2: beyond 1e8 the reduced formulas overflow doubles.
+DECAY_DOMAIN = Domain(0.0, 1e8, lower_closed=False)
+NOISE_DOMAIN = Domain(0.0, 1e8)
 
 # -- symbols -----------------------------------------------------------------------------
 GAMMA = sp.Symbol("weight_decay", positive=True)
@@ -158,15 +162,22 @@ def stationary_points(depth: int, values: dict[sp.Symbol, sp.Rational],
     return list(unique.values())
 
 
-def hessian_at_origin(depth: int) -> sp.Matrix:
+def hessian_at_origin(depth: int, gammas: Sequence[sp.Expr] | None = None) -> sp.Matrix:
     r"""Hessian of :math:`L` at the origin for the width-1 network with input along
-    :math:`\mathbb E[xy]` (any input rotates there; the Hessian at 0 does not see :math:`A_0`)."""
+    :math:`\mathbb E[xy]` (any input rotates there; the Hessian at 0 does not see :math:`A_0`).
+
+    ``gammas``: per-layer decays :math:`(\gamma_1..\gamma_D,\gamma_u)` (default: all
+    :math:`\gamma`).  Only the part of :math:`L` of total degree 2 in the weights matters.
+    """
     a, m = sp.Symbol("a", positive=True), sp.Symbol("m", positive=True)
     weights = weight_symbols(1, [1] * depth)
-    loss = noise_averaged_loss(weights, sp.Matrix([[a]]), sp.Matrix([m]), EY2, SIGMA2,
-                               [GAMMA] * (depth + 1))
+    gammas = list(gammas) if gammas is not None else [GAMMA] * (depth + 1)
+    loss = noise_averaged_loss(weights, sp.Matrix([[a]]), sp.Matrix([m]), EY2, SIGMA2, gammas)
     unknowns = [s for w in weights for s in w]
-    return sp.hessian(loss, unknowns).subs({s: 0 for s in unknowns})
+    quadratic = sum((c * sp.Mul(*[u**k for u, k in zip(unknowns, mon, strict=True)])
+                     for mon, c in sp.Poly(loss, *unknowns).terms() if sum(mon) == 2),
+                    sp.Integer(0))
+    return sp.hessian(quadratic, unknowns)
 
 
 # -- data in the eigenbasis of A0 ------------------------------------------------------------
@@ -253,8 +264,10 @@ def model_parameters(spec: ModelSpec) -> tuple[float, list[tuple[float, float]],
         gamma = math.exp(sum(math.log(v) for v in decay) / len(decay))
         notes.append(
             "Per-layer weight decays reduced to their geometric mean "
-            f"{gamma:.12g} (rescale W_i by sqrt(gamma_i/gamma); section 1): b is the common "
-            "norm of the rescaled layers.")
+            f"{gamma:.12g} (rescale W_i by sqrt(gamma_i/gamma); section 1): the parameter "
+            "weight_decay is that geometric mean (critical_weight_decay is its critical "
+            "value), b is the common norm of the rescaled layers sqrt(gamma_i/gamma) |W_i|; "
+            "losses, predictor and variance are those of the original network.")
     else:
         gamma = decay
     data = spec["data"]
@@ -268,9 +281,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
     gamma_default, directions, notes = model_parameters(spec)
     isotropic = len(directions) == 1
     params = [
-        Parameter(GAMMA, "weight decay gamma (equal for every layer)", POSITIVE, gamma_default,
-                  r"\gamma"),
-        Parameter(SIGMA2, "variance sigma^2 of the multiplicative noise", NONNEGATIVE,
+        Parameter(GAMMA, "weight decay gamma (equal for every layer)", DECAY_DOMAIN,
+                  gamma_default, r"\gamma"),
+        Parameter(SIGMA2, "variance sigma^2 of the multiplicative noise", NOISE_DOMAIN,
                   spec["noise_variance"], r"\sigma^2"),
         Parameter(EY2, "E[y^2]", NONNEGATIVE, spec["data"]["output_variance"],
                   r"\mathbb{E}[y^2]"),
@@ -344,14 +357,17 @@ def derive(spec: ModelSpec) -> FormulaSet:
         "limit gamma -> 0+ of the prediction variance: (s^2-1)/s^4 E[xy]^T A0^-1 E[xy]",
         f"{REF}, section 5"))
 
-    hess = hessian_at_origin(depth)
-    eig = hess.eigenvals()
+    # the Hessian in the model's own weights: per-layer decays gamma_i = gamma * ratio_i
+    decay = spec["weight_decay"]
+    ratios = [sp.nsimplify(v / gamma_default) for v in decay] if isinstance(
+        decay, tuple) else [sp.Integer(1)] * (depth + 1)
+    hess = hessian_at_origin(depth, [GAMMA * r for r in ratios])
     m_total = sp.sqrt(sum(c**2 for _, c in dirs))
-    smallest = sp.Min(*eig.keys()).subs(sp.Symbol("m", positive=True), m_total)
+    smallest = sp.Min(*hess.eigenvals().keys()).subs(sp.Symbol("m", positive=True), m_total)
     items.append(Formula(
-        "origin_hessian_min_eigenvalue", smallest,
-        "smallest eigenvalue of the Hessian of L at the origin (D = 1: 2(gamma - m); "
-        "D >= 2: 2 gamma)", f"{REF}, section 4"))
+        "origin_hessian_min_eigenvalue", sp.simplify(smallest),
+        "smallest eigenvalue of the Hessian of L at the origin, in the model's weights "
+        "(D = 1: 2(gamma - m); D >= 2: 2 min_i gamma_i)", f"{REF}, section 4"))
 
     gamma_c_iso, gamma_sp_iso, g = isotropic_thresholds(depth)
     k_, m_ = sp.symbols("k m", positive=True)

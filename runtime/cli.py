@@ -57,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fix a parameter (or a model key such as depth: re-derives)")
     e.add_argument("--grid", action="append", default=[], metavar="NAME=START:STOP:NUM",
                    help="grid axis: START:STOP:NUM (linspace) or v1,v2,...")
-    e.add_argument("--csv", type=Path, help="write the table as CSV (full precision)")
+    e.add_argument("--csv", type=Path,
+                   help="write the table as CSV (full precision); '-' for stdout")
     e.add_argument("--plot", type=Path, help="write a PNG plot against the first grid axis")
     e.add_argument("--parallel", choices=("auto", "yes", "no"), default="auto",
                    help="grid kernel on both cores (prange) or one (default: by grid size)")
@@ -157,6 +158,7 @@ def cmd_latex(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import (
         check_output_path,
+        csv_text,
         evaluate,
         format_table,
         make_request,
@@ -174,7 +176,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise UsageError(f"--grid {text}: {name} given twice; allowed: one axis per name")
         grid[name] = parse_grid_values(name, value)
     request = make_request(b, args.quantities, fixed, grid)
-    if args.csv:
+    to_stdout = args.csv is not None and str(args.csv) == "-"
+    if args.csv and not to_stdout:
         check_output_path(args.csv, "--csv")
     if args.plot:
         check_output_path(args.plot, "--plot")
@@ -183,12 +186,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                              "two --grid axes, e.g. --grid NAME=A:B:N")
     parallel = {"auto": None, "yes": True, "no": False}[args.parallel]
     points, results = evaluate(b, request, parallel=parallel)
-    print(format_table(points, results))
-    if args.csv:
+    if not to_stdout:  # with --csv - stdout carries the CSV only
+        print(format_table(points, results))
+    if to_stdout:
+        sys.stdout.write(csv_text(points, results))
+    elif args.csv:
         write_csv(args.csv, points, results)
         print(f"wrote {args.csv}", file=sys.stderr)
     if args.plot:
-        plot(args.plot, request, points, results, title=f"{b.spec.stem}")
+        plot(args.plot, request, points, results, title=f"model {b.spec.stem}")
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 
@@ -238,6 +244,14 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
         print(f"netderive: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a path the user gave (or NETDERIVE_CACHE_DIR) is unusable
+        if debug:
+            raise
+        where = exc.filename or "a path"
+        print(f"netderive: error: {where}: {exc.strerror or exc}; allowed: a readable, "
+              "writable location (check the paths given and NETDERIVE_CACHE_DIR)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("netderive: interrupted", file=sys.stderr)

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .session import Build, apply_structural, build
+from codegen.cache import public_mode
+
+from .session import Build, UsageError, apply_structural, build
+
+#: A report folder holds this file; only such a folder (or an empty one) is replaced.
+REPORT_MARKER = ".netderive-report"
 
 
 def _say(text: str) -> None:
@@ -96,8 +101,15 @@ def run_demo(output: Path, quick: bool = False) -> Path:
     from .check import CHECKS, run_check
 
     output = Path(output).resolve()
+    if output.exists() and not (output / REPORT_MARKER).is_file() and (
+            output.is_file() or any(output.iterdir())):
+        raise UsageError(f"--output {output}: exists and is not a netderive report (no "
+                         f"{REPORT_MARKER}); allowed: a new or empty folder, or an earlier "
+                         "report folder (it is replaced)")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.tmp-"))
+    public_mode(tmp, directory=True)
+    (tmp / REPORT_MARKER).write_text("written by netderive demo; replaced by the next run\n")
     start = time.perf_counter()
     try:
         lines = ["# netderive report", "",
@@ -134,6 +146,8 @@ def run_demo(output: Path, quick: bool = False) -> Path:
                           report.table(), "```", ""]
         lines.append(f"Report built in {time.perf_counter() - start:.1f} s.")
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
+        if output.exists() and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()
         if output.exists():
             old = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.old-"))
             os.replace(output, old / "report")

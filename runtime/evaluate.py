@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from codegen.cache import public_mode
+
 from .progress import progress
 from .session import Build, UsageError, check_value, parse_number
 
@@ -197,6 +199,11 @@ def _fmt(v: float) -> str:
 def write_csv(path: Path, points: Mapping[str, np.ndarray],
               results: Mapping[str, np.ndarray]) -> None:
     """CSV: grid columns, then quantities; floats as ``repr`` (full precision). Atomic."""
+    atomic_write_text(path, csv_text(points, results), "--csv")
+
+
+def csv_text(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray]) -> str:
+    """The CSV of :func:`write_csv` as text."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(list(points) + list(results))
@@ -204,7 +211,7 @@ def write_csv(path: Path, points: Mapping[str, np.ndarray],
     n = cols[0].size
     for i in range(n):
         writer.writerow([repr(float(c[i])) for c in cols])
-    atomic_write_text(path, buf.getvalue(), "--csv")
+    return buf.getvalue()
 
 
 def check_output_path(path: Path, option: str = "") -> Path:
@@ -225,6 +232,7 @@ def atomic_write_text(path: Path, text: str, option: str = "") -> None:
     label = f"{option} {path}".strip()
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        public_mode(Path(tmp))
     except OSError as exc:
         raise UsageError(f"{label}: cannot write in {path.parent} ({exc.strerror}); allowed: "
                          "a path in a writable folder") from None
@@ -277,6 +285,7 @@ def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
     try:
         path = check_output_path(path, "--plot")
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+        public_mode(Path(tmp))
     except OSError as exc:
         plt.close(fig)
         raise UsageError(f"--plot {path}: cannot write in {path.parent} ({exc.strerror}); "

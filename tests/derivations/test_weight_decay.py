@@ -157,3 +157,24 @@ def test_eigen_directions_merge_and_drop():
     pairs = eigen_directions([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 1.0]],
                              [0.6, 0.8, 0.0])
     assert pairs == [(pytest.approx(2.0), pytest.approx(1.0))]
+
+
+@pytest.mark.parametrize("decays", [[0.1, 0.2, 0.3], [0.3, 0.05, 0.2]])
+def test_origin_hessian_with_per_layer_decays_is_that_of_the_model_weights(decays):
+    """D >= 2: the Hessian at 0 is diag(2 gamma_i), so its smallest eigenvalue is 2 min gamma_i
+    (not 2 x the geometric mean that the reduction uses)."""
+    fs = derive(_spec(weight_decay=decays))
+    expr = fs.item("origin_hessian_min_eigenvalue").expr
+    gamma_bar = fs.param("weight_decay").default
+    assert float(expr.subs(GAMMA, gamma_bar)) == pytest.approx(2 * min(decays), rel=1e-12)
+
+
+def test_origin_hessian_depth_one_with_unequal_decays():
+    """Notes section 4: (gamma_u + gamma_w) - sqrt((gamma_u - gamma_w)^2 + 4 m^2)."""
+    fs = derive(_spec(depth=1, widths=[4], weight_decay=[0.1, 0.4]))
+    expr = fs.item("origin_hessian_min_eigenvalue").expr
+    m = np.hypot(0.8, 0.3)
+    values = {GAMMA: fs.param("weight_decay").default}
+    values.update({p.symbol: p.default for p in fs.params if p.name.startswith("c_")})
+    expected = 0.5 - np.sqrt(0.3**2 + 4 * m**2)
+    assert float(expr.subs(values)) == pytest.approx(expected, rel=1e-12)

@@ -620,3 +620,42 @@ def test_bad_output_paths_leave_no_files(bad_results: dict[str, Run], bad_folder
     assert "x.png" not in names
     assert not [n for n in names if n.startswith(".")], names  # no temporary files
     assert list((bad_folder / "out_folder").iterdir()) == []
+
+
+# -- output safety, stdout CSV, unusable paths ----------------------------------------------
+def test_demo_refuses_to_replace_a_folder_that_is_not_a_report(cli, tmp_path: Path) -> None:
+    precious = tmp_path / "mine"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("precious")
+    run = cli("demo", "--output", precious, cwd=tmp_path)
+    assert run.returncode == 2 and "--output" in run.stderr and "allowed" in run.stderr
+    assert (precious / "thesis.tex").read_text() == "precious"
+    a_file = tmp_path / "out.csv"
+    a_file.write_text("data")
+    assert cli("demo", "--output", a_file, cwd=tmp_path).returncode == 2
+    assert a_file.read_text() == "data"
+
+
+def test_csv_to_stdout_is_the_csv_only(cli, built: Run, work: Path) -> None:
+    run = cli("eval", "weight_decay", "b_star", "--grid", "weight_decay=0.1,0.2", "--csv", "-",
+              cwd=work)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0] == "weight_decay,b_star" and len(lines) == 3
+    assert float(lines[1].split(",")[0]) == 0.1
+
+
+def test_unusable_cache_dir_is_a_one_line_error(env, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "build", "weight_decay"],
+                          cwd=tmp_path, env={**env, "NETDERIVE_CACHE_DIR": str(blocker / "c")},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "NETDERIVE_CACHE_DIR" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_huge_values_are_refused_not_nan(cli, built: Run, work: Path) -> None:
+    run = cli("eval", "weight_decay", "b_star", "--set", "weight_decay=1e308", cwd=work)
+    assert run.returncode == 2 and "allowed" in run.stderr
