@@ -164,9 +164,11 @@ def test_interrupted_build_leaves_nothing_half_written(env, cache_dir: Path,
     time.sleep(0.5)  # inside the derivation (sympy imported, nothing written yet)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode in (0, 130), stderr
+    # 130 from our handler; -SIGINT when the interrupt landed inside code that sympy runs
+    # through exec(str): CPython then re-raises SIGINT at exit even though it was handled
+    assert proc.returncode in (0, 130, -signal.SIGINT), stderr
     assert "Traceback" not in stderr
-    if proc.returncode == 130:
+    if proc.returncode != 0:
         assert stderr.strip().splitlines()[-1] == "netderive: interrupted"
     assert leftovers(cache_dir) == []
     for directory in build_dirs(cache_dir):
