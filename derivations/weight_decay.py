@@ -69,6 +69,20 @@ def noise_averaged_loss(weights: Sequence[sp.Matrix], a0: sp.Matrix, exy: sp.Mat
     m_i=W^{(i)}m_{i-1}`, then
     :math:`L=\mathbb E y^2-2U^\top m_D+U^\top H_DU+\sum\gamma_i\|W^{(i)}\|^2`.
     """
+    return sp.expand(sum(loss_by_degree(weights, a0, exy, ey2, sigma2, gammas).values(),
+                         sp.Integer(0)))
+
+
+def loss_by_degree(weights: Sequence[sp.Matrix], a0: sp.Matrix, exy: sp.Matrix,
+                   ey2: sp.Expr, sigma2: sp.Expr, gammas: Sequence[sp.Expr]
+                   ) -> dict[int, sp.Expr]:
+    r"""The terms of :func:`noise_averaged_loss` by total degree in the weights (unexpanded).
+
+    :math:`\mathbb Ey^2` has degree 0, the penalty degree 2, :math:`-2U^\top m_D` degree
+    :math:`D+1` and :math:`U^\top H_DU` degree :math:`2D+2` (each layer enters linearly in
+    :math:`m` and quadratically in :math:`H`).
+    """
+    depth = len(weights) - 1
     h, m = a0, exy
     *hidden, u = weights
     for w in hidden:
@@ -77,7 +91,10 @@ def noise_averaged_loss(weights: Sequence[sp.Matrix], a0: sp.Matrix, exy: sp.Mat
         m = w * m
     penalty = sum((gm * sum(e**2 for e in w) for gm, w in zip(gammas, weights, strict=True)),
                   sp.Integer(0))
-    return sp.expand(ey2 - 2 * (u.T * m)[0, 0] + (u.T * h * u)[0, 0] + penalty)
+    terms: dict[int, sp.Expr] = {0: ey2, 2: penalty}
+    for degree, term in ((depth + 1, -2 * (u.T * m)[0, 0]), (2 * depth + 2, (u.T * h * u)[0, 0])):
+        terms[degree] = terms.get(degree, sp.Integer(0)) + term
+    return terms
 
 
 def noise_averaged_loss_by_expansion(weights: Sequence[sp.Matrix], a0: sp.Matrix,
@@ -167,17 +184,15 @@ def hessian_at_origin(depth: int, gammas: Sequence[sp.Expr] | None = None) -> sp
     :math:`\mathbb E[xy]` (any input rotates there; the Hessian at 0 does not see :math:`A_0`).
 
     ``gammas``: per-layer decays :math:`(\gamma_1..\gamma_D,\gamma_u)` (default: all
-    :math:`\gamma`).  Only the part of :math:`L` of total degree 2 in the weights matters.
+    :math:`\gamma`).  Only the terms of :math:`L` of total degree 2 in the weights matter
+    (:func:`loss_by_degree`): the penalty, and for D = 1 the data-fit cross term.
     """
     a, m = sp.Symbol("a", positive=True), sp.Symbol("m", positive=True)
     weights = weight_symbols(1, [1] * depth)
     gammas = list(gammas) if gammas is not None else [GAMMA] * (depth + 1)
-    loss = noise_averaged_loss(weights, sp.Matrix([[a]]), sp.Matrix([m]), EY2, SIGMA2, gammas)
+    terms = loss_by_degree(weights, sp.Matrix([[a]]), sp.Matrix([m]), EY2, SIGMA2, gammas)
     unknowns = [s for w in weights for s in w]
-    quadratic = sum((c * sp.Mul(*[u**k for u, k in zip(unknowns, mon, strict=True)])
-                     for mon, c in sp.Poly(loss, *unknowns).terms() if sum(mon) == 2),
-                    sp.Integer(0))
-    return sp.hessian(quadratic, unknowns)
+    return sp.hessian(sp.expand(terms[2]), unknowns)
 
 
 # -- data in the eigenbasis of A0 ------------------------------------------------------------

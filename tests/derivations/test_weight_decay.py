@@ -178,3 +178,16 @@ def test_origin_hessian_depth_one_with_unequal_decays():
     values.update({p.symbol: p.default for p in fs.params if p.name.startswith("c_")})
     expected = 0.5 - np.sqrt(0.3**2 + 4 * m**2)
     assert float(expr.subs(values)) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("widths", [[2], [2, 3], [1, 2, 1]])
+def test_loss_terms_are_homogeneous_of_their_degree(widths):
+    from derivations.weight_decay import loss_by_degree
+
+    weights = weight_symbols(2, widths)
+    unknowns = [s for w in weights for s in w]
+    terms = loss_by_degree(weights, _symmetric(2), sp.Matrix([sp.Symbol("e0"), sp.Symbol("e1")]),
+                           EY2, SIGMA2, [GAMMA] * (len(widths) + 1))
+    for degree, term in terms.items():
+        poly = sp.Poly(sp.expand(term), *unknowns)
+        assert {sum(mon) for mon in poly.monoms()} == {degree}
