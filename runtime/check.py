@@ -138,7 +138,7 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
         below = factor < 1
         agree = found.loss < ey2 - 1e-9 if below else abs(found.loss - ey2) <= 1e-9
         rows.append(CheckRow(
-            f"L* at {factor:g} gamma_c = {g:.6g}", ey2, found.loss, 0.0,
+            f"L(0) vs L* at {factor:g} gamma_c={g:.4g}", ey2, found.loss, 0.0,
             f"netderive column: L(0) = E[y^2]; {method}", agree,
             "L* < L(0): nonzero minimum below gamma_c" if below
             else "L* = L(0): zero is the global minimum above gamma_c"))
