@@ -77,7 +77,6 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
     from .reference import weight_decay as ref
 
     spec = build.spec
-    k = build.kernels()
     data_keys = [n for n, p in build.params.items()
                  if n not in ("weight_decay", "noise_variance", "output_variance")
                  and p["default"] is not None and values[n] != p["default"]]
@@ -86,9 +85,8 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
                          "allowed: weight_decay, noise_variance, output_variance "
                          "(edit [data] in the model file)")
 
-    def call(name: str, **over: float) -> float:
-        args = [float(over.get(a, values[a])) for a in k.KERNEL_ARGUMENTS[name]]
-        return float(getattr(k, name)(*args))
+    def call(name: str) -> float:
+        return build.call(name, values)
 
     data = ref.DataMoments(np.array(spec["data"]["input_covariance"], dtype=float),
                            np.array(spec["data"]["input_output_covariance"], dtype=float),
@@ -158,7 +156,7 @@ def run_check(build: Build, fixed: Mapping[str, float], *, draws: int, starts: i
                          "yet; allowed: " + ", ".join(sorted(CHECKS)))
     from .session import check_value
 
-    values = {n: p["default"] for n, p in build.params.items() if p["default"] is not None}
+    values = build.defaults
     values.update({n: check_value(build, n, v, f"--set {n}") for n, v in fixed.items()})
     from .evaluate import Request, check_constraints
 

@@ -30,21 +30,11 @@ def _say(text: str) -> None:
     status(text)
 
 
-def _defaults(b: Build) -> dict[str, float]:
-    return {n: p["default"] for n, p in b.params.items() if p["default"] is not None}
-
-
-def _call(b: Build, name: str, values: dict[str, float]) -> float:
-    k = b.kernels()
-    return float(getattr(k, name)(*[float(values[a]) for a in k.KERNEL_ARGUMENTS[name]]))
-
-
 def _grid(b: Build, name: str, axis: str, xs: np.ndarray, values: dict[str, float]
           ) -> np.ndarray:
-    k = b.kernels()
     arrays = [xs if a == axis else np.full(xs.size, float(values[a]))
-              for a in k.KERNEL_ARGUMENTS[name]]
-    return getattr(k, name + "_grid_serial")(*arrays)
+              for a in b.item(name)["arguments"]]
+    return getattr(b.kernels(), name + "_grid_serial")(*arrays)
 
 
 def weight_decay_figures(b: Build, folder: Path) -> list[tuple[str, str]]:
@@ -61,15 +51,15 @@ def weight_decay_figures(b: Build, folder: Path) -> list[tuple[str, str]]:
     gammas = np.linspace(0.002, 1.2, 1200)
     for depth, colour in zip((1, 2, 3), ("C0", "C1", "C2"), strict=True):
         bd = build(apply_structural(b.spec, {"depth": depth}, "demo"))
-        values = _defaults(bd)
+        values = bd.defaults
         b_star = _grid(bd, "b_star", "weight_decay", gammas, values)
         loss = _grid(bd, "loss_at_minimum", "weight_decay", gammas, values)
-        gamma_c = _call(bd, "critical_weight_decay", values)
+        gamma_c = bd.call("critical_weight_decay", values)
         ax_b.plot(gammas, b_star, color=colour, label=f"D = {depth}")
         ax_l.plot(gammas, loss, color=colour, label=f"D = {depth}")
         for ax in (ax_b, ax_l):
             ax.axvline(gamma_c, color=colour, ls=":", lw=1)
-        jump = _call(bd, "b_star", {**values, "weight_decay": gamma_c * (1 - 1e-9)})
+        jump = bd.call("b_star", {**values, "weight_decay": gamma_c * (1 - 1e-9)})
         rows.append((depth, gamma_c, jump))
     ax_b.set(xlabel=r"weight decay $\gamma$", ylabel=r"$b^*$ (layer norm at the global min)",
              title=r"$b^*(\gamma)$: continuous for D = 1, jumps at $\gamma_c$ for D $\geq$ 2")
@@ -129,12 +119,12 @@ def run_demo(output: Path, quick: bool = False) -> Path:
                       f"Formulas: [{path.stem}/formulas.md]({path.stem}/formulas.md), "
                       f"LaTeX: [{path.stem}/formulas.tex]({path.stem}/formulas.tex).", ""]
             _say(f"[{number}/{len(paths)}] {path.stem}: evaluating")
-            values = _defaults(b)
+            values = b.defaults
             rows = ["| quantity | value at the model's defaults |", "|---|---|"]
             for q in b.quantities:
                 args = b.item(q)["arguments"]
                 if all(a in values for a in args):
-                    rows.append(f"| `{q}` | {_call(b, q, values):.10g} |")
+                    rows.append(f"| `{q}` | {b.call(q, values):.10g} |")
             lines += rows + [""]
             for title, body in FIGURES.get(spec.family, lambda *_: [])(b, folder):
                 lines += [f"### {title}", "", body.replace("](", f"]({path.stem}/"), ""]

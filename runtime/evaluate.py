@@ -7,7 +7,8 @@ import io
 import math
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,27 +227,34 @@ def check_output_path(path: Path, option: str = "") -> Path:
     return path
 
 
-def atomic_write_text(path: Path, text: str, option: str = "") -> None:
-    """Write through a temporary file in the same folder and rename it into place."""
+@contextmanager
+def atomic_output(path: Path, option: str = "", suffix: str = "") -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; renamed onto ``path`` when the block ends
+    without error, removed otherwise.  OS errors become one-line UsageErrors."""
     path = check_output_path(path, option)
     label = f"{option} {path}".strip()
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        public_mode(Path(tmp))
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+        os.close(fd)
     except OSError as exc:
         raise UsageError(f"{label}: cannot write in {path.parent} ({exc.strerror}); allowed: "
                          "a path in a writable folder") from None
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
+        public_mode(tmp)
+        yield tmp
         os.replace(tmp, path)
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise UsageError(f"{label}: cannot write ({exc.strerror}); allowed: a writable file "
                          "path") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str, option: str = "") -> None:
+    """Write ``text`` through a temporary file in the same folder, renamed into place."""
+    with atomic_output(path, option) as tmp:
+        tmp.write_text(text)
 
 
 def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
@@ -283,23 +291,7 @@ def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
     axes[0, 0].set_title(title)
     fig.tight_layout()
     try:
-        path = check_output_path(path, "--plot")
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-        public_mode(Path(tmp))
-    except OSError as exc:
-        plt.close(fig)
-        raise UsageError(f"--plot {path}: cannot write in {path.parent} ({exc.strerror}); "
-                         "allowed: a path in a writable folder") from None
-    except BaseException:
-        plt.close(fig)
-        raise
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=120)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UsageError(f"--plot {path}: cannot write ({exc.strerror}); allowed: a writable "
-                         "file path") from None
+        with atomic_output(path, "--plot", suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-        Path(tmp).unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from codegen.cache import Artifacts
+from derivations.domain import Domain
 from derivations.model import ModelError, ModelSpec, load_model
 
 
@@ -82,6 +83,16 @@ class Build:
                 return i
         raise KeyError(name)
 
+    @property
+    def defaults(self) -> dict[str, float]:
+        """Default value of every parameter that has one."""
+        return {n: p["default"] for n, p in self.params.items() if p["default"] is not None}
+
+    def call(self, name: str, values: Mapping[str, float]) -> float:
+        """The scalar kernel ``name`` with its arguments taken from ``values`` by name."""
+        kernel = getattr(self.kernels(), name)
+        return float(kernel(*[float(values[a]) for a in self.item(name)["arguments"]]))
+
     def kernels(self) -> ModuleType:
         """The generated module (imports numba; kernels compile on first call)."""
         if self._module is None:
@@ -114,18 +125,13 @@ def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None)
 
 
 def check_value(build_: Build, name: str, value: float, label: str) -> float:
-    """``value`` if it lies in parameter ``name``'s domain, else a UsageError."""
+    """``value`` if it is finite and lies in parameter ``name``'s domain, else a UsageError."""
     p = build_.params[name]
-    ok = isinstance(value, float | int) and math.isfinite(value)
-    if ok:
-        lo, hi = p["lower"], p["upper"]
-        ok = (value >= lo if p["lower_closed"] else value > lo) and (
-            value <= hi if p["upper_closed"] else value < hi)
-        if p["integer"] and float(value) != int(value):
-            ok = False
-    if not ok:
+    domain = Domain(p["lower"], p["upper"], p["lower_closed"], p["upper_closed"], p["integer"])
+    if not (isinstance(value, float | int) and math.isfinite(value)
+            and domain.contains(value)):
         raise UsageError(f"{label}: {name} = {value!r} is outside the domain of {name}; "
-                         f"allowed: {p['domain']}")
+                         f"allowed: {domain}")
     return float(value)
 
 
