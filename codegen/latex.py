@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root
+from derivations.ir import (
+    Expectation,
+    Formula,
+    FormulaSet,
+    Item,
+    MinPlusRecursion,
+    Recurrence,
+    Root,
+)
 
 from .expressions import CodegenError
 
@@ -100,6 +108,29 @@ class LatexPrinter:
         if item.quadrature_order is not None:
             lhs += rf" \approx \text{{Gauss-Hermite, {item.quadrature_order} nodes}}"
         return lhs
+
+    def _emit_MinPlusRecursion(self, item: MinPlusRecursion) -> str:
+        x, xp = self.tex(item.variable), self.tex(item.previous)
+        k = self.tex(item.index) if item.index is not None else "k"
+        steps, size = self.tex(item.steps), self.tex(item.grid_size)
+        lo, hi = self.tex(item.lower), self.tex(item.upper)
+        rate = self.tex(item.step_rate)
+        start = self.tex(item.start)
+        rows = [
+            rf"J_{{{k}}}({x} \mid {xp}) &= {rate}",
+            rf"\mathcal I_1({x}) &= J_1({x} \mid {start})",
+            rf"\mathcal I_{{{k}+1}}({x}) &= \min_{{{xp}\in[{lo},\,{hi}]}}\big[\mathcal I_{{{k}}}"
+            rf"({xp}) + J_{{{k}+1}}({x} \mid {xp})\big],\qquad {k} = 1,\dots,{steps}-1",
+            rf"{self.lhs(item)} &= \mathcal I_{{{steps}}}({x})\quad\text{{on }}{size}"
+            r"\text{ grid points}",
+        ]
+        if item.envelope is not None:
+            offset, abscissa, slope, intercept = (self.tex(e) for e in item.envelope)
+            rows.append(rf"J({x}\mid {xp}) &= \underbrace{{{offset}}}_{{A({x})}} + "
+                        rf"\underbrace{{{abscissa}}}_{{X({x})}}\,\underbrace{{{slope}}}_"
+                        rf"{{m({xp})}} + \underbrace{{{intercept}}}_{{c({xp})}}"
+                        r"\quad\text{(lower envelope of lines)}")
+        return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
 
     def parameter_rows(self) -> list[tuple[str, str, str, str]]:
         rows = []

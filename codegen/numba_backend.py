@@ -8,7 +8,11 @@ For every item ``name`` the module has
   over both cores;
 - ``name_grid_serial(*arrays)``: the same on one core (faster for small grids, or when
   both cores are busy);
-- for a Recurrence also ``name_trajectory(*args)``: the states ``s_0..s_K`` as rows.
+- for a Recurrence also ``name_trajectory(*args)``: the states ``s_0..s_K`` as rows;
+- for a MinPlusRecursion also ``name_curves(*args_but_variable)``: the grid and the rows
+  ``I_1..I_K`` on it, and ``name_curves_dp`` (the plain ``O(G^2)`` dynamic programming,
+  also when the item has a line envelope).  Its ``_grid`` kernels compute one set of
+  curves per run of consecutive points that share every argument but the variable.
 
 Earlier items are called, never inlined; recurrences are loops; roots are a scan plus
 safeguarded Newton-bisection; Gauss-Hermite tables are module constants.
@@ -22,7 +26,15 @@ import numba
 import numpy as np
 import sympy as sp
 
-from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root
+from derivations.ir import (
+    Expectation,
+    Formula,
+    FormulaSet,
+    Item,
+    MinPlusRecursion,
+    Recurrence,
+    Root,
+)
 
 from .cache import GENERATOR_VERSION
 from .expressions import CodegenError, NumbaExpressionPrinter, print_assignments
@@ -37,6 +49,9 @@ NJIT = '@nb.njit(cache=True, error_model="numpy")'
 NJIT_PARALLEL = '@nb.njit(cache=True, parallel=True, error_model="numpy")'
 
 ROOT_TOLERANCE = 1e-14
+#: The O(G^2) dynamic programming tabulates J once when G <= this (a G x G matrix of
+#: doubles: 32 MiB at 2048), else it evaluates J afresh in every stage.
+DP_MATRIX_LIMIT = 2048
 ROOT_MAX_ITERATIONS = 200
 
 
@@ -51,8 +66,9 @@ class KernelPrinter:
     def __init__(self, fs: FormulaSet) -> None:
         self.fs = fs
         self._gauss_hermite_orders: set[int] = set()
+        self._needs_interpolation = False
         generated = {f"{i.name}{s}" for i in fs.items
-                     for s in ("_grid", "_grid_serial", "_trajectory")}
+                     for s in ("_grid", "_grid_serial", "_trajectory", "_curves", "_curves_dp")}
         for name in [p.name for p in fs.params] + [i.name for i in fs.items]:
             if name in RESERVED or keyword.iskeyword(name):
                 raise CodegenError(f"{fs.name}: name {name!r} is reserved in generated code")
@@ -105,6 +121,8 @@ class KernelPrinter:
         if meth is None:
             raise CodegenError(f"{type(self).__name__} has no rule for {type(item).__name__}")
         args = self.fs.arguments(item.name)
+        if isinstance(item, MinPlusRecursion):
+            return meth(item, args)
         return meth(item, args) + "\n\n\n" + self.grid_kernels(item, args)
 
     def _emit_Formula(self, item: Formula, args: tuple[str, ...]) -> str:
@@ -276,6 +294,213 @@ class KernelPrinter:
         lines += temps + [f"{inner}_acc += {weight} * ({value})", "    return _acc"]
         return "\n".join(lines)
 
+    def _emit_MinPlusRecursion(self, item: MinPlusRecursion, args: tuple[str, ...]) -> str:
+        names = self.names(item)
+        x, xp = item.variable.name, item.previous.name
+        k = item.index.name if item.index is not None else None
+        if x not in args:
+            raise CodegenError(f"min-plus recursion {item.name}: the step rate does not use "
+                               f"{x}")
+        for s in (xp, k):
+            if s is not None and s in names:
+                raise CodegenError(f"min-plus recursion {item.name}: {s} shadows an item")
+        curve_args = tuple(a for a in args if a != x)
+        more = "".join(f", {a}" for a in curve_args)
+        deps = self.fs.dependencies(item)
+
+        def used(exprs: list) -> tuple[str, ...]:
+            found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
+            return tuple(d for d in deps if d in found)
+
+        rate_params = [x, xp, *([k] if k else [])]
+        blocks = []
+        r_temps, (r_val,) = print_assignments([item.step_rate], names, "    ")
+        blocks.append("\n".join([
+            NJIT,
+            f"def _{item.name}_rate({', '.join([*rate_params, *curve_args])}):",
+            f'    """One-stage rate J({x} | {xp}); NaN counts as +inf."""',
+            *self.dependency_lines(used([item.step_rate]), "    "),
+            *r_temps,
+            f"    _v = {r_val}",
+            "    return _v if _v == _v else math.inf",
+        ]))
+        stage = ", 1.0" if k else ""
+
+        def rate_call(a: str, b: str, stage_value: str) -> str:
+            return f"_{item.name}_rate({a}, {b}{stage_value if k else ''}{more})"
+
+        fixed_exprs = [item.lower, item.upper, item.start, item.steps, item.grid_size]
+        fixed = used(fixed_exprs)
+        bound = {xp, *([k] if k else [])} | {x}
+        if any(set(self.fs.arguments(d)) & bound for d in fixed) or any(
+            sym.name in bound for e in fixed_exprs for sym in sp.sympify(e).free_symbols
+        ):
+            raise CodegenError(f"min-plus recursion {item.name}: the grid, start or number of "
+                               f"stages depend on {x}, {xp} or the stage")
+        f_temps, (lo, hi, x0, steps, size) = print_assignments(fixed_exprs, names, "    ", "_f")
+        prologue = [
+            *self.dependency_lines(fixed, "    "),
+            *f_temps,
+            f"    _K = max(int({steps}), 1)",
+            f"    _G = max(int({size}), 2)",
+            f"    _x = np.linspace({lo}, {hi}, _G)",
+            f"    _x0 = {x0}",
+            "    _I = np.empty((_K, _G))",
+            "    for _i in range(_G):",
+            f"        _I[0, _i] = {rate_call('_x[_i]', '_x0', stage)}",
+        ]
+        doc = (f'    """Grid and rows I_1..I_K of {item.name} ({{}}).\n\n    Reference: '
+               f'{item.ref}\n    Arguments: ({", ".join(curve_args)})"""')
+        stage_k = ", float(_k + 1)"
+        if k is None:
+            dp_rows = [
+                f"    _tabulate = _G <= {DP_MATRIX_LIMIT}",
+                "    _J = np.empty((_G if _tabulate else 0, _G if _tabulate else 0))",
+                "    if _tabulate:",
+                "        for _i in range(_G):",
+                "            for _j in range(_G):",
+                f"                _J[_i, _j] = {rate_call('_x[_i]', '_x[_j]', '')}",
+                "    for _k in range(1, _K):",
+                "        for _i in range(_G):",
+                "            _best = math.inf",
+                "            for _j in range(_G):",
+                "                _prev = _I[_k - 1, _j]",
+                "                if _prev == math.inf:",
+                "                    continue",
+                f"                _v = _prev + (_J[_i, _j] if _tabulate else "
+                f"{rate_call('_x[_i]', '_x[_j]', '')})",
+                "                if _v < _best:",
+                "                    _best = _v",
+                "            _I[_k, _i] = _best",
+            ]
+        else:
+            dp_rows = [
+                "    for _k in range(1, _K):",
+                "        for _i in range(_G):",
+                "            _best = math.inf",
+                "            for _j in range(_G):",
+                "                _prev = _I[_k - 1, _j]",
+                "                if _prev == math.inf:",
+                "                    continue",
+                f"                _v = _prev + {rate_call('_x[_i]', '_x[_j]', stage_k)}",
+                "                if _v < _best:",
+                "                    _best = _v",
+                "            _I[_k, _i] = _best",
+            ]
+        blocks.append("\n".join([
+            NJIT,
+            f"def {item.name}_curves_dp({', '.join(curve_args)}):",
+            doc.format("plain O(G^2) dynamic programming per stage"),
+            *prologue, *dp_rows, "    return _x, _I",
+        ]))
+        if item.envelope is not None:
+            offset, abscissa, slope, intercept = item.envelope
+            a_temps, (a_off, a_abs) = print_assignments([offset, abscissa], names, "    ")
+            l_temps, (l_slope, l_icpt) = print_assignments([slope, intercept], names, "    ")
+            blocks.append("\n".join([
+                NJIT,
+                f"def _{item.name}_abscissa({', '.join([x, *curve_args])}):",
+                '    """Offset A(x) and abscissa X(x) of the line envelope."""',
+                *self.dependency_lines(used([offset, abscissa]), "    "),
+                *a_temps,
+                f"    return {a_off}, {a_abs}",
+            ]))
+            blocks.append("\n".join([
+                NJIT,
+                f"def _{item.name}_line({', '.join([xp, *curve_args])}):",
+                '    """Slope m(x\') and intercept c(x\') of the line of the old state x\'."""',
+                *self.dependency_lines(used([slope, intercept]), "    "),
+                *l_temps,
+                f"    return {l_slope}, {l_icpt}",
+            ]))
+            blocks.append("\n".join([
+                NJIT,
+                f"def {item.name}_curves({', '.join(curve_args)}):",
+                doc.format("lower envelope of lines: O(G) per stage after one sort"),
+                *prologue,
+                "    _A = np.empty(_G)",
+                "    _X = np.empty(_G)",
+                "    _m = np.empty(_G)",
+                "    _c = np.empty(_G)",
+                "    for _i in range(_G):",
+                f"        _A[_i], _X[_i] = _{item.name}_abscissa(_x[_i]{more})",
+                f"        _m[_i], _c[_i] = _{item.name}_line(_x[_i]{more})",
+                "    _lines = np.argsort(-_m)  # slopes descending (NaN last)",
+                "    _queries = np.argsort(_X)  # abscissae ascending",
+                "    _hm = np.empty(_G)",
+                "    _hb = np.empty(_G)",
+                "    for _k in range(1, _K):",
+                "        _h = 0",
+                "        for _t in range(_G):",
+                "            _j = _lines[_t]",
+                "            _s = _m[_j]",
+                "            _b = _c[_j] + _I[_k - 1, _j]",
+                "            if not (math.isfinite(_s) and math.isfinite(_b)):",
+                "                continue",
+                "            if _h > 0 and _hm[_h - 1] == _s:",
+                "                if _b >= _hb[_h - 1]:",
+                "                    continue",
+                "                _h -= 1",
+                "            while _h >= 2 and ((_b - _hb[_h - 2]) * (_hm[_h - 2] - _hm[_h - 1])"
+                " <= (_hb[_h - 1] - _hb[_h - 2]) * (_hm[_h - 2] - _s)):",
+                "                _h -= 1",
+                "            _hm[_h] = _s",
+                "            _hb[_h] = _b",
+                "            _h += 1",
+                "        _p = 0",
+                "        for _t in range(_G):",
+                "            _i = _queries[_t]",
+                "            _xi = _X[_i]",
+                "            if _h == 0 or not math.isfinite(_xi):",
+                "                _I[_k, _i] = math.inf",
+                "                continue",
+                "            while _p + 1 < _h and (_hm[_p + 1] * _xi + _hb[_p + 1]",
+                "                                   <= _hm[_p] * _xi + _hb[_p]):",
+                "                _p += 1",
+                "            _v = _A[_i] + _hm[_p] * _xi + _hb[_p]",
+                "            _I[_k, _i] = _v if _v == _v else math.inf",
+                "    return _x, _I",
+            ]))
+        else:
+            blocks.append("\n".join([
+                NJIT,
+                f"def {item.name}_curves({', '.join(curve_args)}):",
+                doc.format("dynamic programming; no line envelope was found"),
+                f"    return {item.name}_curves_dp({', '.join(curve_args)})",
+            ]))
+        self._needs_interpolation = True
+        blocks.append("\n".join(self.header(item, args) + [
+            f"    _x, _I = {item.name}_curves({', '.join(curve_args)})",
+            f"    return _interpolate_grid(_x, _I[_I.shape[0] - 1], {x})",
+        ]))
+        for suffix, decorator, loop in (
+            ("_grid", NJIT_PARALLEL, "nb.prange"),
+            ("_grid_serial", NJIT, "range"),
+        ):
+            changed = " or ".join(f"{a}[_i] != {a}[_i - 1]" for a in curve_args) or "False"
+            blocks.append("\n".join([
+                decorator,
+                f"def {item.name}{suffix}({', '.join(args)}):",
+                f'    """{item.name} at every grid point; one set of curves per run of points '
+                f'that differ only in {x}."""',
+                f"    _n = {x}.shape[0]",
+                "    _new = np.empty(_n, np.bool_)",
+                "    for _i in range(_n):",
+                f"        _new[_i] = _i == 0 or {changed}",
+                "    _first = np.nonzero(_new)[0]",
+                "    _runs = _first.shape[0]",
+                "    _out = np.empty(_n)",
+                f"    for _r in {loop}(_runs):",
+                "        _s = _first[_r]",
+                "        _e = _first[_r + 1] if _r + 1 < _runs else _n",
+                f"        _x, _I = {item.name}_curves({', '.join(f'{a}[_s]' for a in curve_args)})",
+                "        _row = _I[_I.shape[0] - 1]",
+                "        for _i in range(_s, _e):",
+                f"            _out[_i] = _interpolate_grid(_x, _row, {x}[_i])",
+                "    return _out",
+            ]))
+        return "\n\n\n".join(blocks)
+
     # -- module --------------------------------------------------------------------
     def module(self, content_hash: str, spec_hash: str, source: str) -> str:
         bodies = [self.emit(item) for item in self.fs.items]
@@ -285,6 +510,8 @@ class KernelPrinter:
             weights = weights / np.sqrt(2.0 * np.pi)
             tables.append(f"_GH_NODES_{order} = np.array({[float(v) for v in nodes]!r})")
             tables.append(f"_GH_WEIGHTS_{order} = np.array({[float(v) for v in weights]!r})")
+        if self._needs_interpolation:
+            bodies.insert(0, INTERPOLATION_HELPER)
         kernel_args = {i.name: self.fs.arguments(i.name) for i in self.fs.items}
         head = [
             f"# Generated by netderive (generator {GENERATOR_VERSION}) from {source}",
@@ -303,6 +530,24 @@ class KernelPrinter:
             *tables,
         ]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(bodies) + "\n"
+
+
+INTERPOLATION_HELPER = "\n".join([
+    NJIT,
+    "def _interpolate_grid(_x, _y, _t):",
+    '    """Linear interpolation of _y on the equal-step grid _x at _t; +inf outside it."""',
+    "    _n = _x.shape[0]",
+    "    if not (_x[0] <= _t <= _x[_n - 1]):",
+    "        return math.inf if _t == _t else math.nan",
+    "    _u = (_t - _x[0]) / (_x[1] - _x[0])",
+    "    _j = min(int(_u), _n - 2)",
+    "    _w = _u - _j",
+    "    if _w == 0.0:",
+    "        return _y[_j]",
+    "    if _w == 1.0:",
+    "        return _y[_j + 1]",
+    "    return (1.0 - _w) * _y[_j] + _w * _y[_j + 1]",
+])
 
 
 def kernel_source(fs: FormulaSet, content_hash: str, spec_hash: str = "", source: str = "") -> str:

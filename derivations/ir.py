@@ -17,6 +17,8 @@ Item kinds
   safeguarded Newton-bisection, selected by an objective or by order
 - :class:`Expectation` ``E_z[h(z)]`` over independent standard normals ``z``: closed form,
   or Gauss-Hermite quadrature of a stated order
+- :class:`MinPlusRecursion` ``I_{k+1}(x) = min_{x'} [I_k(x') + J(x | x')]`` on a grid (dynamic
+  programming of a contraction principle), with an optional lower envelope of lines
 """
 
 from __future__ import annotations
@@ -222,8 +224,83 @@ class Expectation:
         return self.variables
 
 
-Item = Formula | Recurrence | Root | Expectation
-ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation)
+@dataclass(frozen=True)
+class MinPlusRecursion:
+    r"""Dynamic programming of a contraction principle over ``steps`` = :math:`K` stages.
+
+    .. math::
+        I_1(x) = J_1(x \mid x_0),\qquad
+        I_{k+1}(x) = \min_{x'\in[a, b]}\big[I_k(x') + J_{k+1}(x \mid x')\big],
+
+    on ``grid_size`` equally spaced points of ``[lower, upper]``; the value is
+    :math:`I_K` at ``variable`` (linear interpolation; :math:`+\infty` outside the grid).
+    ``step_rate`` is :math:`J` as an expression in ``variable`` (the new state),
+    ``previous`` (the old state, bound here) and, if ``index`` is given, the stage number
+    :math:`k` (bound here too).  A NaN of :math:`J` counts as :math:`+\infty`.
+
+    ``envelope`` = :math:`(A(x), X(x), m(x'), c(x'))` states that
+    :math:`J(x\mid x') = A(x) + X(x)\,m(x') + c(x')` identically; then the minimum is a
+    lower envelope of the lines :math:`X \mapsto m_j X + c_j + I_k(x_j)` queried at
+    :math:`X(x_i)`: :math:`O(G)` per stage after one sort (convex-hull trick), instead of
+    :math:`O(G^2)`.  The envelope must not depend on the stage.
+    """
+
+    name: str
+    variable: sp.Symbol
+    previous: sp.Symbol
+    step_rate: sp.Expr
+    start: sp.Expr
+    steps: sp.Expr  # a Symbol (parameter) or a positive Integer
+    lower: sp.Expr
+    upper: sp.Expr
+    grid_size: sp.Expr  # a Symbol (parameter) or an Integer >= 2
+    meaning: str
+    ref: str
+    envelope: tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr] | None = None
+    index: sp.Symbol | None = None
+    internal: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, sp.Symbol) or (
+                isinstance(self.steps, sp.Integer) and self.steps >= 1)):
+            raise DerivationError(f"min-plus recursion {self.name}: steps must be a parameter "
+                                  "symbol or an integer >= 1")
+        if not (isinstance(self.grid_size, sp.Symbol) or (
+                isinstance(self.grid_size, sp.Integer) and self.grid_size >= 2)):
+            raise DerivationError(f"min-plus recursion {self.name}: grid_size must be a "
+                                  "parameter symbol or an integer >= 2")
+        if self.envelope is not None:
+            if len(self.envelope) != 4:
+                raise DerivationError(f"min-plus recursion {self.name}: the envelope is "
+                                      "(offset, abscissa, slope, intercept)")
+            offset, abscissa, slope, intercept = (sp.sympify(e) for e in self.envelope)
+            if self.previous in offset.free_symbols | abscissa.free_symbols:
+                raise DerivationError(f"min-plus recursion {self.name}: the envelope's offset "
+                                      f"and abscissa must not depend on {self.previous}")
+            if self.variable in slope.free_symbols | intercept.free_symbols:
+                raise DerivationError(f"min-plus recursion {self.name}: the envelope's slope "
+                                      f"and intercept must not depend on {self.variable}")
+            if self.index is not None and any(
+                    self.index in sp.sympify(e).free_symbols for e in self.envelope):
+                raise DerivationError(f"min-plus recursion {self.name}: the envelope must not "
+                                      "depend on the stage index")
+        names = {self.variable.name, self.previous.name}
+        if self.index is not None:
+            names.add(self.index.name)
+        if len(names) != 2 + (self.index is not None):
+            raise DerivationError(f"min-plus recursion {self.name}: variable, previous and "
+                                  "index must be different symbols")
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        return (self.step_rate, self.start, self.steps, self.lower, self.upper, self.grid_size,
+                *(self.envelope or ()))
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        return (self.previous, *((self.index,) if self.index is not None else ()))
+
+
+Item = Formula | Recurrence | Root | Expectation | MinPlusRecursion
+ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation, MinPlusRecursion)
 
 
 @dataclass(frozen=True)
@@ -339,7 +416,8 @@ def canonical(obj: object) -> str:
         return sp.srepr(obj)
     if isinstance(obj, tuple | list):
         return "(" + ", ".join(canonical(o) for o in obj) + ")"
-    if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation):
+    if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation
+                  | MinPlusRecursion):
         body = ", ".join(
             f"{f.name}={canonical(getattr(obj, f.name))}" for f in fields(obj) if f.init
         )

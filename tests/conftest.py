@@ -28,6 +28,7 @@ from derivations.ir import (  # noqa: E402
     Expectation,
     Formula,
     FormulaSet,
+    MinPlusRecursion,
     Parameter,
     Recurrence,
     Root,
@@ -45,9 +46,14 @@ U = sp.Symbol("u", real=True)
 C = sp.Symbol("c", positive=True)
 INDEX = sp.Symbol("k", integer=True, nonnegative=True)
 Z1, Z2 = sp.symbols("z1 z2", real=True)
+Y = sp.Symbol("y", real=True)
+Y_PREV = sp.Symbol("y_prev", real=True)
+#: grid of the toy min-plus recursions
+TOY_GRID = (-3, 3, 31)
 
 #: Ranges of the random test points of the toy set, per parameter.
-TOY_RANGES = {"a": (0.5, 3.0), "q": (-1.0, 1.0), "t": (-2.0, 2.0), "K": (1, 8)}
+TOY_RANGES = {"a": (0.5, 3.0), "q": (-1.0, 1.0), "t": (-2.0, 2.0), "K": (1, 8),
+              "y": (-2.0, 2.0), "y_prev": (-2.0, 2.0)}
 
 
 def toy_params() -> tuple[Parameter, ...]:
@@ -56,6 +62,29 @@ def toy_params() -> tuple[Parameter, ...]:
         Parameter(Q, "shift", REAL, 0.3),
         Parameter(T, "a free coordinate that a root solves for", REAL, 0.0),
         Parameter(STEPS, "number of steps", POSITIVE_INTEGER, 5),
+        Parameter(Y, "new state of a Gaussian AR(1) chain", REAL, 0.2),
+        Parameter(Y_PREV, "old state of a Gaussian AR(1) chain", REAL, 0.0),
+    )
+
+
+def toy_min_plus_items() -> tuple:
+    r"""Gaussian AR(1) chain y_k = y_{k-1}/(1+a) + sqrt(a) xi: its exact rate after K steps
+    from y_0 = q is (y - q/(1+a)^K)^2 / (2 a \sum_{j<K} (1+a)^{-2j})."""
+    lo, hi, size = TOY_GRID
+    rate = (Y - Y_PREV / (1 + A)) ** 2 / (2 * A)
+    envelope = (Y**2 / (2 * A), Y, -Y_PREV / (A * (1 + A)), Y_PREV**2 / (2 * A * (1 + A) ** 2))
+    common = dict(start=Q, steps=STEPS, lower=sp.Integer(lo), upper=sp.Integer(hi),
+                  grid_size=sp.Integer(size))
+    return (
+        Formula("jrate", rate, "one-step rate of a Gaussian AR(1) chain", "Toy 2024, eq. (16)"),
+        MinPlusRecursion("dp_envelope", Y, Y_PREV, rate, meaning="the K-step rate by a line "
+                         "envelope", ref="Toy 2024, eq. (17)", envelope=envelope, **common),
+        MinPlusRecursion("dp_item", Y, Y_PREV, item_symbol("jrate"), meaning="the K-step rate "
+                         "by dynamic programming over an item", ref="Toy 2024, eq. (18)",
+                         **common),
+        MinPlusRecursion("dp_stage", Y, Y_PREV, item_symbol("jrate") * (1 + 1 / (INDEX + 1)),
+                         meaning="a stage-dependent rate", ref="Toy 2024, eq. (19)",
+                         index=INDEX, **common),
     )
 
 
@@ -216,6 +245,7 @@ def toy_formula_set() -> FormulaSet:
             "a two-variable Gauss-Hermite expectation",
             "Toy 2024, eq. (15)",
         ),
+        *toy_min_plus_items(),
     )
     return FormulaSet(
         "toy",

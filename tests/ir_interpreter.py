@@ -6,6 +6,9 @@ scan of the bracket on a grid finer than the kernel's and ``mpmath.findroot``, a
 Gauss-Hermite expectation is the exact Gaussian integral by ``mpmath.quad`` (so a kernel
 agrees with it up to the quadrature error: test it on smooth integrands).
 
+A MinPlusRecursion is the plain min-plus loop over every pair of grid points (never the
+line envelope), with the same linear interpolation as the kernels.
+
 Usage::
 
     evaluate(fs, "rate_function", {"q": 0.7, "p": 0.1, "depth": 5.0})   # an mpmath.mpf
@@ -19,7 +22,16 @@ from collections.abc import Callable, Mapping
 import mpmath
 import sympy as sp
 
-from derivations.ir import Expectation, Formula, FormulaSet, Item, Recurrence, Root, item_symbol
+from derivations.ir import (
+    Expectation,
+    Formula,
+    FormulaSet,
+    Item,
+    MinPlusRecursion,
+    Recurrence,
+    Root,
+    item_symbol,
+)
 
 #: Working precision (decimal digits) of every evaluation.
 DIGITS = 30
@@ -35,6 +47,17 @@ def evaluate(fs: FormulaSet, name: str, values: Mapping[str, float]) -> mpmath.m
     """The value of item ``name`` at parameter ``values`` (name -> number), to 30 digits."""
     with mpmath.workdps(DIGITS):
         return _Interpreter(fs).value(name, values)
+
+
+def curves(
+    fs: FormulaSet, name: str, values: Mapping[str, float]
+) -> tuple[list[mpmath.mpf], list[list[mpmath.mpf]]]:
+    """Grid and rows ``I_1 .. I_K`` of the MinPlusRecursion ``name``."""
+    item = fs.item(name)
+    if not isinstance(item, MinPlusRecursion):
+        raise TypeError(f"{name} is a {type(item).__name__}, not a MinPlusRecursion")
+    with mpmath.workdps(DIGITS):
+        return _Interpreter(fs).min_plus_curves(item, values)
 
 
 def trajectory(fs: FormulaSet, name: str, values: Mapping[str, float]) -> list[list[mpmath.mpf]]:
@@ -72,19 +95,20 @@ class _Interpreter:
         return self.memo[key]
 
     def environment(
-        self, item: Item, values: Mapping[str, object], without: str | None = None
+        self, item: Item, values: Mapping[str, object], without: str | set | None = None
     ) -> dict[sp.Symbol, object]:
         """Parameter symbols and earlier-item symbols -> their values.
 
-        ``without`` names a parameter that is left out, with the items that depend on it.
+        ``without`` names parameters that are left out, with the items that depend on them.
         """
+        left_out = {without} if isinstance(without, str) else set(without or ())
         env: dict[sp.Symbol, object] = {
             p.symbol: mpmath.mpf(values[p.name])
             for p in self.fs.params
-            if p.name in values and p.name != without
+            if p.name in values and p.name not in left_out
         }
         for dep in self.dependencies[item.name]:
-            if without is None or without not in self.arguments[dep]:
+            if not left_out & set(self.arguments[dep]):
                 env[item_symbol(dep)] = self.value(dep, values)
         return env
 
@@ -140,6 +164,41 @@ class _Interpreter:
                 best, best_objective = t, o
         return best
 
+    def _value_MinPlusRecursion(
+        self, item: MinPlusRecursion, values: Mapping[str, object]
+    ) -> mpmath.mpf:
+        grid, rows = self.min_plus_curves(item, values)
+        return interpolate(grid, rows[-1], mpmath.mpf(values[item.variable.name]))
+
+    def min_plus_curves(
+        self, item: MinPlusRecursion, values: Mapping[str, object]
+    ) -> tuple[list[mpmath.mpf], list[list[mpmath.mpf]]]:
+        """The plain min-plus loop over all pairs of grid points (rows I_1..I_K)."""
+        moving = (item.variable, item.previous, *((item.index,) if item.index else ()))
+        names = {s.name for s in moving}
+        fixed = self.environment(item, values, without=names)
+        lo, hi, start = (self.substitute(e, fixed) for e in (item.lower, item.upper, item.start))
+        stages = max(int(self.substitute(item.steps, fixed)), 1)
+        size = max(int(self.substitute(item.grid_size, fixed)), 2)
+        rate_fn = self.function(item, item.step_rate, moving)
+
+        def rate(new: mpmath.mpf, old: mpmath.mpf, stage: int) -> mpmath.mpf:
+            at = dict(zip((s.name for s in moving), (new, old, mpmath.mpf(stage)), strict=False))
+            env = self.environment(item, {**values, **at})
+            v = rate_fn(*self.ordered(env, moving), *(new, old, mpmath.mpf(stage))[:len(moving)])
+            return mpmath.inf if mpmath.isnan(v) else v
+
+        grid = [lo + (hi - lo) * mpmath.mpf(i) / (size - 1) for i in range(size)]
+        rows = [[rate(x, start, 1) for x in grid]]
+        for stage in range(2, stages + 1):
+            last = rows[-1]
+            rows.append([
+                min((last[j] + rate(x, grid[j], stage) for j in range(size)
+                     if last[j] != mpmath.inf), default=mpmath.inf)
+                for x in grid
+            ])
+        return grid, rows
+
     # -- helpers ---------------------------------------------------------------------
     def ordered(self, env: Mapping[sp.Symbol, object], bound: tuple[sp.Symbol, ...]) -> list:
         """Values of (params, items) in the argument order of :meth:`function`, less bound."""
@@ -175,6 +234,22 @@ class _Interpreter:
             state = [f(*base, *state, mpmath.mpf(k)) for f in step_fns]
             path.append(state)
         return path
+
+
+def interpolate(grid: list[mpmath.mpf], row: list[mpmath.mpf], t: mpmath.mpf) -> mpmath.mpf:
+    """Linear interpolation on an equal-step grid; +inf outside it (as the kernels)."""
+    if mpmath.isnan(t):
+        return mpmath.nan
+    if not grid[0] <= t <= grid[-1]:
+        return mpmath.inf
+    u = (t - grid[0]) / (grid[1] - grid[0])
+    j = min(int(mpmath.floor(u)), len(grid) - 2)
+    w = u - j
+    if w == 0:
+        return row[j]
+    if w == 1:
+        return row[j + 1]
+    return (1 - w) * row[j] + w * row[j + 1]
 
 
 def gaussian_expectation(expr: sp.Expr, variables: tuple[sp.Symbol, ...]) -> mpmath.mpf:

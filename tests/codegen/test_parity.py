@@ -41,8 +41,13 @@ TOY_ITEMS = (
     "e_closed",
     "e_gh1",
     "e_gh2",
+    "jrate",
+    "dp_envelope",
+    "dp_item",
+    "dp_stage",
 )
 RECURRENCES = ("rec", "heron")
+MIN_PLUS = ("dp_envelope", "dp_item", "dp_stage")
 
 
 def random_points(n: int = N_POINTS, seed: int = SEED) -> list[dict[str, float]]:
@@ -195,3 +200,41 @@ def test_interpreter_recurrence_matches_a_plain_loop(toy_set) -> None:
         for _ in range(k_max):
             c = (c + a / c) / 2
         assert mpmath.almosteq(evaluate(toy_set, "heron", p), c, 1e-28)
+
+
+# -- min-plus recursions ---------------------------------------------------------------------
+def ar1_rate(y: float, a: float, q: float, k: int) -> float:
+    """Exact K-step rate of the toy Gaussian AR(1) chain (conftest.toy_min_plus_items)."""
+    variance = a * sum((1 + a) ** (-2 * j) for j in range(k))
+    return (y - q / (1 + a) ** k) ** 2 / (2 * variance)
+
+
+def test_min_plus_envelope_equals_plain_dp_and_the_exact_chain(toy_kernels) -> None:
+    """Line envelope == O(G^2) DP to rounding; both == the exact Gaussian rate up to the grid
+    error (the minimum over grid points of a quadratic: <= curvature * h^2 / 8 per stage)."""
+    from conftest import TOY_GRID
+
+    h = (TOY_GRID[1] - TOY_GRID[0]) / (TOY_GRID[2] - 1)
+    for a, q, k in ((0.7, 0.4, 1), (1.3, -0.8, 3), (2.5, 0.9, 6)):
+        x, fast = toy_kernels.dp_envelope_curves(a, q, float(k))
+        x2, slow = toy_kernels.dp_envelope_curves_dp(a, q, float(k))
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_allclose(fast, slow, rtol=1e-12, atol=1e-12)
+        exact = [ar1_rate(float(y), a, q, k) for y in x]
+        bound = (k - 1) * h**2 / (8 * a) * (1 + 1 / a) ** 2 + 1e-12
+        assert np.max(np.abs(fast[-1] - exact)) <= bound
+        assert np.all(fast[-1] >= np.asarray(exact) - 1e-12)  # a minimum over fewer paths
+
+
+def test_min_plus_grid_groups_runs_and_handles_any_order(toy_set, toy_kernels) -> None:
+    args = toy_set.arguments("dp_item")
+    rng = np.random.default_rng(3)
+    points = [{"a": a, "q": q, "K": k, "y": y} for a, q, k in ((0.8, 0.1, 2.0), (1.5, -0.3, 4.0))
+              for y in np.linspace(-3.5, 3.5, 9)]
+    rng.shuffle(points)
+    arrays = [np.array([p[n] for p in points]) for n in args]
+    want = [toy_kernels.dp_item(*(p[n] for n in args)) for p in points]
+    np.testing.assert_array_equal(toy_kernels.dp_item_grid(*arrays), want)
+    np.testing.assert_array_equal(toy_kernels.dp_item_grid_serial(*arrays), want)
+    outside = [w for w, p in zip(want, points, strict=True) if abs(p["y"]) > 3]
+    assert outside and all(v == math.inf for v in outside)
