@@ -70,6 +70,11 @@ class LatexPrinter:
     def _emit_Recurrence(self, item: Recurrence) -> str:
         k = self.tex(item.index) if item.index is not None else "k"
         steps = self.tex(item.steps)
+        if item.steps == 0 and tuple(item.step) == tuple(item.state):
+            # zero steps of the identity: the output evaluated at the initial state
+            at = ",\\ ".join(f"{self.tex(s)} = {self.tex(v)}"
+                              for s, v in zip(item.state, item.init, strict=True))
+            return f"{self.lhs(item)} = \\left.{self.tex(item.output)}\\right|_{{{at}}}"
 
         def at(index: str) -> dict:
             return {s: sp.Symbol(f"{{{self.tex(s)}}}_{{{index}}}") for s in item.state}

@@ -133,13 +133,31 @@ class KernelPrinter:
 
     def _emit_Recurrence(self, item: Recurrence, args: tuple[str, ...]) -> str:
         names = self.names(item)
-        param_names = {p.name for p in self.fs.params}
         for s in item.bound_symbols():
-            if s.name in param_names or s.name in names:
-                raise CodegenError(f"recurrence {item.name}: state {s.name} shadows a name in use")
+            if s.name in names:
+                raise CodegenError(f"recurrence {item.name}: state {s.name} shadows an item")
         state = [s.name for s in item.state]
         k = item.index.name if item.index is not None else "_k"
-        deps = self.dependency_lines(self.fs.dependencies(item), "    ")
+        # dependencies that take a state (or the index) as their parameter: evaluated anew at
+        # every step, and after the loop for the output
+        moving_names = {s.name for s in item.bound_symbols()}
+        all_deps = self.fs.dependencies(item)
+        moving = tuple(d for d in all_deps if set(self.fs.arguments(d)) & moving_names)
+        fixed = tuple(d for d in all_deps if d not in moving)
+
+        def uses(exprs, deps: tuple[str, ...]) -> tuple[str, ...]:
+            found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
+            return tuple(d for d in deps if d in found)
+
+        if uses([*item.init, item.steps], moving):
+            raise CodegenError(f"recurrence {item.name}: its initial state or number of steps "
+                               "uses an item that depends on the state")
+        out_moving = uses([item.output], moving)
+        if item.index is not None and any(
+                item.index.name in self.fs.arguments(d) for d in out_moving):
+            raise CodegenError(f"recurrence {item.name}: its output uses an item that depends "
+                               "on the step index")
+        deps = self.dependency_lines(fixed, "    ")
         init_temps, init_vals = print_assignments(item.init, names, "    ", "_i")
         step_temps, step_vals = print_assignments(item.step, names, "        ", "_s")
         out_temps, (out_val,) = print_assignments([item.output], names, "    ", "_o")
@@ -147,10 +165,13 @@ class KernelPrinter:
         body += [f"    {s} = {v}" for s, v in zip(state, init_vals, strict=True)]
         steps = NumbaExpressionPrinter(names).doprint(item.steps)
         loop = [f"    for {k}_int in range(int({steps})):",
-                f"        {k} = float({k}_int)", *step_temps]
+                f"        {k} = float({k}_int)",
+                *self.dependency_lines(uses(item.step, moving), "        "), *step_temps]
         loop += [f"        _n{j} = {v}" for j, v in enumerate(step_vals)]
         loop += [f"        {s} = _n{j}" for j, s in enumerate(state)]
-        final = self.header(item, args) + body + loop + out_temps + [f"    return {out_val}"]
+        final = (self.header(item, args) + body + loop
+                 + self.dependency_lines(out_moving, "    ") + out_temps
+                 + [f"    return {out_val}"])
         traj_lines = [
             NJIT,
             f"def {item.name}_trajectory({', '.join(args)}):",

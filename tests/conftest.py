@@ -85,6 +85,13 @@ def toy_min_plus_items() -> tuple:
         MinPlusRecursion("dp_stage", Y, Y_PREV, item_symbol("jrate") * (1 + 1 / (INDEX + 1)),
                          meaning="a stage-dependent rate", ref="Toy 2024, eq. (19)",
                          index=INDEX, **common),
+        Recurrence("rec_moving", (Y_PREV,), (sp.sin(item_symbol("jrate")) + Y_PREV / 2,), (Q,),
+                   STEPS, item_symbol("jrate") + Y_PREV, "a recurrence whose state is a "
+                   "parameter of the item it calls (re-evaluated at every step)",
+                   "Toy 2024, eq. (20)"),
+        Recurrence("at_root", (T,), (T,), (item_symbol("t_star"),), sp.Integer(0),
+                   2 * item_symbol("h"), "twice h evaluated at the root t* (zero steps)",
+                   "Toy 2024, eq. (21)"),
     )
 
 

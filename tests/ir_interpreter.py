@@ -140,9 +140,7 @@ class _Interpreter:
 
     def _value_Recurrence(self, item: Recurrence, values: Mapping[str, object]) -> mpmath.mpf:
         states = self.recurrence_states(item, values)
-        env = self.environment(item, values)
-        out = self.function(item, item.output, item.state)
-        return out(*self.ordered(env, item.state), *states[-1])
+        return self.recurrence_output(item, values, states[-1])
 
     def _value_Root(self, item: Root, values: Mapping[str, object]) -> mpmath.mpf:
         x = item.variable
@@ -222,18 +220,30 @@ class _Interpreter:
     def recurrence_states(
         self, item: Recurrence, values: Mapping[str, object]
     ) -> list[list[mpmath.mpf]]:
-        env = self.environment(item, values)
+        bound = item.bound_symbols()
+        env = self.environment(item, values, without={s.name for s in bound})
         steps = (int(item.steps) if isinstance(item.steps, sp.Integer)
                  else int(mpmath.mpf(values[item.steps.name])))
         state = [self.substitute(e, env) for e in item.init]
         index = item.index if item.index is not None else sp.Symbol("_k")  # unused
         step_fns = [self.function(item, e, (*item.state, index)) for e in item.step]
-        base = self.ordered(env, (*item.state, index))
         path = [state]
         for k in range(steps):
+            # items that take a state (or the index) as a parameter see its current value
+            at = {s.name: v for s, v in zip(item.state, state, strict=True)}
+            at[index.name] = mpmath.mpf(k)
+            base = self.ordered(self.environment(item, {**values, **at}), (*item.state, index))
             state = [f(*base, *state, mpmath.mpf(k)) for f in step_fns]
             path.append(state)
         return path
+
+    def recurrence_output(
+        self, item: Recurrence, values: Mapping[str, object], final: list[mpmath.mpf]
+    ) -> mpmath.mpf:
+        at = {s.name: v for s, v in zip(item.state, final, strict=True)}
+        env = self.environment(item, {**values, **at})
+        out = self.function(item, item.output, item.state)
+        return out(*self.ordered(env, item.state), *final)
 
 
 def interpolate(grid: list[mpmath.mpf], row: list[mpmath.mpf], t: mpmath.mpf) -> mpmath.mpf:

@@ -45,8 +45,10 @@ TOY_ITEMS = (
     "dp_envelope",
     "dp_item",
     "dp_stage",
+    "rec_moving",
+    "at_root",
 )
-RECURRENCES = ("rec", "heron")
+RECURRENCES = ("rec", "heron", "rec_moving", "at_root")
 MIN_PLUS = ("dp_envelope", "dp_item", "dp_stage")
 
 
@@ -124,11 +126,13 @@ def test_grid_kernels_match_interpreter(name, suffix, toy_set, toy_kernels, expe
 def test_trajectory_matches_interpreter(name, toy_set, toy_kernels) -> None:
     kernel = getattr(toy_kernels, name + "_trajectory")
     args = toy_set.arguments(name)
-    n_states = len(toy_set.item(name).state)
+    item = toy_set.item(name)
+    n_states = len(item.state)
     for point in POINTS[:3]:
         got = kernel(*(point[a] for a in args))
         want = trajectory(toy_set, name, point)
-        assert got.shape == (int(point["K"]) + 1, n_states)
+        steps = item.steps if isinstance(item.steps, sp.Integer) else point["K"]
+        assert got.shape == (int(steps) + 1, n_states)
         for row, want_row in zip(got, want, strict=True):
             for g, w in zip(row, want_row, strict=True):
                 assert close(float(g), w), f"{name}_trajectory{point}: {g!r} vs {w}"
@@ -190,6 +194,14 @@ def test_interpreter_expectations_match_closed_forms() -> None:
         assert mpmath.almosteq(got, mpmath.exp(-(mpmath.mpf(1.5) ** 2) / 2), 1e-28)
         got = gaussian_expectation(z1**2 * z2**4 + 3 * z1 * z2 + 2, (z1, z2))
         assert mpmath.almosteq(got, 5, 1e-28)
+
+
+def test_evaluate_at_a_root_gives_the_root_condition(toy_set, toy_kernels) -> None:
+    """at_root is 2 h(t_star), and h(t_star) = 1 by definition of the root."""
+    for p in POINTS[:3]:
+        assert abs(toy_kernels.at_root(p["a"], p["q"]) - 2.0) < 1e-12
+        with mpmath.workdps(30):
+            assert mpmath.almosteq(evaluate(toy_set, "at_root", p), 2, 1e-25)
 
 
 def test_interpreter_recurrence_matches_a_plain_loop(toy_set) -> None:
