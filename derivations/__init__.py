@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 
 
 def _families() -> dict[str, Callable[[ModelSpec], FormulaSet]]:
-    from . import weight_decay
+    from . import large_deviation, weight_decay
 
     return {
         "weight_decay": weight_decay.derive,
+        "large_deviation": large_deviation.derive,
     }
 
 

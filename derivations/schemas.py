@@ -5,7 +5,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .model import Key, ModelError, Schema, either, integer, number, number_list, text
+from .model import (
+    Key,
+    ModelError,
+    Schema,
+    activation,
+    choice,
+    either,
+    integer,
+    number,
+    number_list,
+    text,
+)
 
 #: Beyond this, s^2 and gamma overflow double precision in the reduced formulas.
 LARGEST = 1e8
@@ -89,6 +100,36 @@ WEIGHT_DECAY = Schema(
     validate=_validate_weight_decay,
 )
 
+def _validate_large_deviation(source: str, values: dict[str, Any]) -> None:
+    if values["perturbation"] == "dilution" and "p" not in values:
+        raise ModelError(source, "p", "missing (dilution needs the fraction of weights removed)",
+                         "a number in [0, 1)", show_value=False)
+    grid = values.get("grid_size")
+    if grid is not None and grid % 2 == 0:
+        raise ModelError(source, "grid_size", "even: the grid would miss q = 0",
+                         "an odd integer in [3, 20001]", grid)
+
+
+LARGE_DEVIATION = Schema(
+    keys={
+        "description": Key(text(), "free text"),
+        "activation": Key(activation(), 'activation: "sign", "relu" or an expression in x',
+                          required=True),
+        "perturbation": Key(choice("dilution", "binarization"),
+                            "how the copy's weights are perturbed", required=True),
+        "p": Key(number(0.0, 1.0, upper_open=True),
+                 "dilution probability: the fraction of weights set to zero"),
+        "depth": Key(integer(1, 1000), "number of layers L", required=True),
+        "input_overlap": Key(number(-1.0, 1.0), "overlap q_0 of the two inputs", default=1.0),
+        "grid_size": Key(integer(3, 20001), "points of the dynamic-programming grid (odd)"),
+        "weight_variance": Key(number(0.0, LARGEST, lower_open=True),
+                               "sigma_w^2 = N Var W (matters only for non-homogeneous "
+                               "activations)", default=1.0),
+    },
+    validate=_validate_large_deviation,
+)
+
 SCHEMAS: dict[str, Schema] = {
     "weight_decay": WEIGHT_DECAY,
+    "large_deviation": LARGE_DEVIATION,
 }

@@ -1,0 +1,512 @@
+r"""Large deviations of the overlap of a random deep network and its perturbed copy.
+
+Li and Saad 2020 (arXiv:1910.05769); notes ``shared/papers/lisaad2020.md`` (section numbers
+below are the notes').  A width-N, depth-L network with i.i.d. Gaussian weights and binary
+inputs; a copy with diluted or binarized weights sees the same input.  The overlap
+:math:`q_l` of the two activity vectors at layer :math:`l` is a Markov chain in
+:math:`l`; as :math:`N\to\infty` it follows the mean-field map and
+:math:`P(q_L \approx q) \asymp e^{-N I_L(q)}`.
+
+Three routes, chosen from the activation:
+
+- ``sign`` (any positive multiple): the overlap is the exact scalar state; one-layer rate
+  = binary relative entropy, derived here as the Legendre transform of
+  :math:`\Lambda(\theta|q')=\ln[\cosh\theta+\mu(q')\sinh\theta]`; it is affine in
+  :math:`(1+q)/2` at fixed :math:`q'`, which the derivation detects (line envelope).  The
+  saddle-point (forward/backward) route and its Legendre transform are derived too.
+- ``relu`` (any positive multiple): the normalised overlap :math:`r` is an exact scalar
+  chain; one-layer rate :math:`\sup_\kappa -\ln M_r(\kappa; \rho r')` with the quadrant
+  closed form of :math:`M_r` (section 4.4).
+- any other whitelisted activation: mean-field map of :math:`(q, Q, \hat Q)` by
+  Gauss-Hermite quadrature (exact up to quadrature); its rate function holds the norms
+  :math:`Q_l, \hat Q_l` at their typical values (an approximation, stated in the notes).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+
+import sympy as sp
+
+from . import gaussian
+from .activation import ACTIVATION_VARIABLE, parse_activation
+from .domain import Domain
+from .ir import (
+    POSITIVE,
+    POSITIVE_INTEGER,
+    REAL,
+    DerivationError,
+    Expectation,
+    Formula,
+    FormulaSet,
+    Item,
+    MinPlusRecursion,
+    Parameter,
+    Recurrence,
+    Root,
+    item_symbol,
+)
+from .model import ModelSpec
+
+REF = "Li and Saad 2020 (arXiv:1910.05769); notes lisaad2020.md"
+
+# -- symbols (parameters of the kernels) ------------------------------------------------
+P = sp.Symbol("p", nonnegative=True)
+DEPTH = sp.Symbol("depth", positive=True, integer=True)
+Q0 = sp.Symbol("input_overlap", real=True)
+Q = sp.Symbol("q", real=True)
+Q_PREV = sp.Symbol("q_prev", real=True)
+GRID = sp.Symbol("grid_size", positive=True, integer=True)
+TILT = sp.Symbol("tilt", real=True)
+FIRST_TILT = sp.Symbol("first_tilt", real=True)
+SIGMA2 = sp.Symbol("weight_variance", positive=True)
+NORM = sp.Symbol("norm", positive=True)
+NORM_HAT = sp.Symbol("norm_hat", positive=True)
+THETA = sp.Symbol("theta", real=True)
+LAYER = sp.Symbol("layer", positive=True, integer=True)
+# bound variables
+R = sp.Symbol("r", real=True)
+V = sp.Symbol("V", real=True)
+S_ACTION = sp.Symbol("S", real=True)
+TH = sp.Symbol("vartheta", real=True)
+LAST = sp.Symbol("lambda_L", real=True)
+KAPPA = sp.Symbol("kappa", real=True)
+Z1, Z2 = sp.symbols("z1 z2", real=True)
+W = sp.Symbol("w", real=True)
+
+PROBABILITY = Domain(0.0, 1.0, upper_closed=False)
+OVERLAP = Domain(-1.0, 1.0)
+GRID_DOMAIN = Domain(3.0, 20001.0, integer=True)
+#: Gauss-Hermite nodes per variable for activations without a closed form.
+GAUSS_HERMITE_ORDER = 24
+#: Scan cells of the first-layer tilt in the saddle-point shooting.
+SHOOTING_SCAN = 4000
+#: Tilts beyond this are not searched (|theta| X saturates doubles long before).
+TILT_RANGE = 40
+
+
+# -- section 2: the weight correlation -------------------------------------------------------
+def weight_moments(perturbation: str) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    r""":math:`(\mathbb E[W\hat W], \mathbb E W^2, \mathbb E\hat W^2)` for
+    :math:`W\sim\mathcal N(0,1)` (the scale drops out of :math:`\rho`).
+
+    Dilution: :math:`\hat W = cW`, :math:`c\sim\mathrm{Bernoulli}(1-p)` independent of W.
+    Binarization: :math:`\hat W = \mathrm{sgn}(W)`.  Expectations over W by sympy
+    integration against the normal density (folded onto :math:`w > 0`).
+    """
+    w = sp.Symbol("w", positive=True)
+    density = sp.exp(-(w**2) / 2) / sp.sqrt(2 * sp.pi)
+
+    def normal_mean(f: sp.Expr) -> sp.Expr:
+        folded = f.subs(W, w) + f.subs(W, -w)
+        return sp.simplify(sp.integrate(sp.simplify(folded) * density, (w, 0, sp.oo)))
+
+    if perturbation == "dilution":
+        keep = 1 - P  # E over the mask c in {0, 1}: E[c] = E[c^2] = 1 - p
+        return (sp.factor(keep * normal_mean(W**2)), normal_mean(W**2),
+                sp.factor(keep * normal_mean(W**2)))
+    if perturbation == "binarization":
+        return normal_mean(W * sp.sign(W)), normal_mean(W**2), normal_mean(sp.sign(W) ** 2)
+    raise DerivationError(f"unknown perturbation {perturbation!r}")
+
+
+def weight_correlation(perturbation: str) -> tuple[sp.Expr, sp.Expr]:
+    r""":math:`\rho = \mathbb E[W\hat W]/\sqrt{\mathbb EW^2\,\mathbb E\hat W^2}` and the
+    variance ratio :math:`\hat\sigma^2/\sigma^2` (section 2; binarization at
+    :math:`\alpha=\sigma`)."""
+    cross, var, var_hat = weight_moments(perturbation)
+    return sp.simplify(cross / sp.sqrt(var * var_hat)), sp.simplify(var_hat / var)
+
+
+# -- sign units: section 4.3 -----------------------------------------------------------------
+def xlogx(t: sp.Expr) -> sp.Expr:
+    r""":math:`t\ln t` with its limit 0 at :math:`t = 0` (and 0 below, where it is unused)."""
+    return sp.Piecewise((0, t <= 0), (t * sp.log(t), True))
+
+
+def sign_one_layer_rate(mu: sp.Expr) -> sp.Expr:
+    r"""Cramér rate of :math:`\bar X` for :math:`X=\pm1` with mean :math:`\mu`:
+    :math:`\sup_\theta[\theta q-\ln(\cosh\theta+\mu\sinh\theta)]`, solved by sympy and
+    checked against the binary relative entropy it is printed as."""
+    theta, m = sp.Symbol("theta_s", real=True), sp.Symbol("m", real=True)
+    scgf = sp.log(sp.cosh(theta) + m * sp.sinh(theta))
+    stationary = sp.solve(sp.Eq(sp.diff(scgf, theta).rewrite(sp.exp), Q), theta)
+    if not stationary:
+        raise DerivationError("sign units: Lambda'(theta) = q has no solution")
+    legendre = [theta_star * Q - scgf.subs(theta, theta_star) for theta_star in stationary]
+    kl = (xlogx((1 + Q) / 2) + xlogx((1 - Q) / 2) - (1 + Q) / 2 * sp.log((1 + m) / 2)
+          - (1 - Q) / 2 * sp.log((1 - m) / 2))
+    rng = random.Random(1)
+    for _ in range(4):
+        point = {Q: sp.Float(rng.uniform(-0.95, 0.95), 30), m: sp.Float(rng.uniform(-0.9, 0.9), 30)}
+        want = kl.subs(point).evalf(30)
+        if not any(abs(sp.re(f.subs(point).evalf(30)) - want) < 1e-20 for f in legendre):
+            raise DerivationError("sign units: the Legendre transform is not the binary "
+                                  "relative entropy")
+    return kl.subs(m, mu)
+
+
+def line_envelope(rate: sp.Expr, new: sp.Symbol, old: sp.Symbol
+                  ) -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr] | None:
+    r"""Write :math:`J(x|x') = A(x) + X(x)\,m(x') + c(x')` if possible, else None.
+
+    Terms of the expanded rate in ``new`` only go to :math:`A`, in ``old`` only (or
+    neither) to :math:`c`; each mixed term must separate as :math:`f_k(x)g_k(x')` with every
+    :math:`f_k = \alpha_k + \beta_k X` for one function :math:`X` (constants
+    :math:`\alpha_k,\beta_k`).  The result is checked by ``simplify`` of the difference.
+    """
+    terms = sp.Add.make_args(sp.expand(rate))
+    offset, intercept = sp.Integer(0), sp.Integer(0)
+    mixed: list[tuple[sp.Expr, sp.Expr]] = []
+    for term in terms:
+        syms = term.free_symbols
+        if old not in syms:
+            offset += term
+        elif new not in syms:
+            intercept += term
+        else:
+            parts = sp.separatevars(term, [new, old], dict=True)
+            if parts is None:
+                return None
+            mixed.append((parts["coeff"] * parts[new], parts[old]))
+    if not mixed:
+        return None
+    abscissa = mixed[0][0]
+    slope = sp.Integer(0)
+    d_abscissa = sp.diff(abscissa, new)
+    if d_abscissa == 0:
+        return None
+    for f, g in mixed:
+        beta = sp.simplify(sp.diff(f, new) / d_abscissa)
+        alpha = sp.simplify(f - beta * abscissa)
+        if new in beta.free_symbols or new in alpha.free_symbols:
+            return None
+        slope += beta * g
+        intercept += alpha * g
+    envelope = (offset, abscissa, sp.simplify(slope), sp.simplify(intercept))
+    if sp.simplify(envelope[0] + envelope[1] * envelope[2] + envelope[3] - rate) != 0:
+        return None
+    return envelope
+
+
+def sign_saddle_items(mu_of: callable, dmu_of: callable) -> list[Item]:
+    r"""Forward/backward saddle point (section 4.3) by shooting in :math:`\theta_1`.
+
+    Forward: :math:`q_l = \frac{\tanh\theta_l+\mu(q_{l-1})}{1+\mu(q_{l-1})\tanh\theta_l}`;
+    the backward equation
+    :math:`\theta_l = \frac{\mu'(q_l)\tanh\theta_{l+1}}{1+\mu(q_l)\tanh\theta_{l+1}}` solved
+    for :math:`\tanh\theta_{l+1} = \theta_l/(\mu'(q_l)-\theta_l\mu(q_l))`; the action
+    :math:`S_l=\sum_{m\le l}[\ln(\cosh\theta_m+\mu(q_{m-1})\sinh\theta_m)-\theta_mq_m]`.
+    After L layers :math:`\theta_L=\lambda`, :math:`\Lambda_L(\lambda) = S_L+\lambda q_L` and
+    :math:`I_L(q_L) = -S_L` (Legendre).
+    """
+    mu, t = mu_of(Q_PREV), sp.tanh(TH)
+    q_next = (t + mu) / (1 + mu * t)
+    action = S_ACTION + sp.log(sp.cosh(TH) + mu * sp.sinh(TH)) - TH * q_next
+    back = TH / (dmu_of(q_next) - TH * mu_of(q_next))
+    theta_next = sp.Piecewise((sp.atanh(back), sp.Abs(back) < 1), (sp.nan, True))
+    state = (Q_PREV, TH, S_ACTION, LAST)
+    step = (q_next, theta_next, action, TH)
+    init = (Q0, FIRST_TILT, sp.Integer(0), sp.Integer(0))
+    ref = f"{REF}, section 4.3"
+
+    def path(name: str, output: sp.Expr, meaning: str) -> Recurrence:
+        return Recurrence(name, state, step, init, DEPTH, output, meaning, ref, internal=True)
+
+    items: list[Item] = [
+        path("saddle_overlap", Q_PREV, "q_L on the saddle path that starts with theta_1"),
+        path("saddle_tilt", LAST, "theta_L = lambda on the saddle path that starts with theta_1"),
+        path("saddle_action", S_ACTION, "S_L on the saddle path that starts with theta_1"),
+    ]
+    # |theta_1| = |mu'(q_1) t_2 / (1 + mu(q_1) t_2)| <= max mu' / (1 - max |mu|), |t_2| < 1;
+    # the feasible theta_1 form a narrow interval for deep nets: scan it finely
+    bound = sp.Min(sp.Integer(TILT_RANGE), sp.Rational(101, 100) * dmu_of(sp.Integer(1))
+                   / (1 - sp.Abs(mu_of(sp.Integer(1)))))
+    bracket = (-bound, bound)
+    items += [
+        Root("tilt_for_overlap", FIRST_TILT, item_symbol("saddle_overlap") - Q, sp.nan,
+             bracket, "theta_1 of the saddle path that ends at q_L = q", ref,
+             scan_points=SHOOTING_SCAN, internal=True),
+        Root("tilt_for_scgf", FIRST_TILT, item_symbol("saddle_tilt") - TILT, sp.nan, bracket,
+             "theta_1 of the saddle path with theta_L = lambda", ref, scan_points=SHOOTING_SCAN,
+             internal=True),
+        Recurrence("rate_function_legendre", (FIRST_TILT,), (FIRST_TILT,),
+                   (item_symbol("tilt_for_overlap"),), sp.Integer(0),
+                   -item_symbol("saddle_action"),
+                   "I_L(q) by the saddle point and Legendre transform (convex hull of I_L)",
+                   ref),
+        Recurrence("scgf", (FIRST_TILT,), (FIRST_TILT,), (item_symbol("tilt_for_scgf"),),
+                   sp.Integer(0), item_symbol("saddle_action")
+                   + TILT * item_symbol("saddle_overlap"),
+                   "scaled cumulant generating function Lambda_L(lambda) of q_L", ref),
+    ]
+    return items
+
+
+# -- ReLU units: section 4.4 -----------------------------------------------------------------
+def quadrant_integral_ratio(t: sp.Expr) -> sp.Expr:
+    r""":math:`F(t) = \arccos t/\sqrt{1-t^2}` (:math:`|t|<1`), its continuation
+    :math:`\operatorname{arccosh} t/\sqrt{t^2-1}` (:math:`t>1`), and its Taylor polynomial
+    within :math:`10^{-3}` of :math:`t = 1` (where both forms cancel)."""
+    u = sp.Symbol("u", real=True)
+    series = sp.series(sp.acos(u) / sp.sqrt(1 - u**2), u, 1, 7).removeO()
+    return sp.Piecewise(
+        (series.subs(u, t), sp.Abs(t - 1) < sp.Rational(1, 1000)),
+        (sp.acos(t) / sp.sqrt(1 - t**2), t < 1),
+        (sp.acosh(t) / sp.sqrt(t**2 - 1), True),
+    )
+
+
+def relu_tilted_mgf(r: sp.Expr, c: sp.Expr, kappa: sp.Expr) -> sp.Expr:
+    r""":math:`M_r(\kappa;c)=\mathbb E\,e^{\kappa[X-\frac r2(Y+Z)]}` for ReLU units with
+    unit variances and correlation c: the four sign quadrants (section 4.4),
+
+    .. math:: M_r = \tfrac14+\tfrac{\arcsin c}{2\pi}
+       + \frac{\sqrt D}{\pi}\frac{F(c/\sqrt g)}{\sqrt g}
+       + \frac{\sqrt D}{2\pi}\frac{F(-(c+\kappa D)/g)}{g},\quad D=1-c^2,\ g=1+\kappa rD.
+    """
+    d = 1 - c**2
+    g = 1 + kappa * r * d
+    return (sp.Rational(1, 4) + sp.asin(c) / (2 * sp.pi)
+            + sp.sqrt(d) / sp.pi * quadrant_integral_ratio(c / sp.sqrt(g)) / sp.sqrt(g)
+            + sp.sqrt(d) / (2 * sp.pi) * quadrant_integral_ratio(-(c + kappa * d) / g) / g)
+
+
+def relu_rate_items(rho: sp.Expr, scale: sp.Expr) -> list[Item]:
+    r"""Root :math:`\kappa^*` of :math:`\partial_\kappa\ln M_r = 0` inside the domain
+    :math:`(-1/(rD),\ 1/((1-r)(1+c)))` and :math:`J(r|r') = -\ln M_r(\kappa^*)`, with
+    ``scale`` the positive slope of the ReLU (it drops out of r)."""
+    c = rho * Q_PREV
+    mgf = relu_tilted_mgf(Q, c, KAPPA)
+    d_log = sp.diff(mgf, KAPPA) / mgf
+    dd_log = sp.diff(mgf, KAPPA, 2) / mgf - d_log**2
+    d = 1 - c**2
+    shrink = sp.Rational(1, 10**9)
+    lower = sp.Max(-1 / (Q * d), -sp.Integer(10**6)) * (1 - shrink)
+    upper = sp.Min(1 / ((1 - Q) * (1 + c)), sp.Integer(10**6)) * (1 - shrink)
+    ref = f"{REF}, section 4.4"
+    return [
+        Root("chernoff_tilt", KAPPA, d_log, dd_log, (lower, upper),
+             "kappa* maximising -ln M_r(kappa; rho r') (ln M_r is convex)", ref,
+             scan_points=2, internal=True),
+        Formula("one_layer_rate", -sp.log(mgf.subs(KAPPA, item_symbol("chernoff_tilt"))),
+                "one-layer rate J(r | r') = -ln M_r(kappa*; rho r') of the normalised overlap",
+                ref),
+    ]
+
+
+# -- generic activations: Gauss-Hermite ----------------------------------------------------
+def gauss_hermite_items(phi: sp.Expr, rho: sp.Expr, scale: sp.Expr) -> list[Item]:
+    r"""Mean-field map of :math:`(q, Q, \hat Q)` and the frozen-norm one-layer rate.
+
+    :math:`h=\sigma\sqrt{Q}z_1`, :math:`\hat h=\hat\sigma\sqrt{\hat Q}(cz_1+\sqrt{1-c^2}z_2)`,
+    :math:`c=\rho q/\sqrt{Q\hat Q}`; :math:`Q'=\mathbb E\phi(h)^2`,
+    :math:`\hat Q'=\mathbb E\phi(\hat h)^2`, :math:`q'=\mathbb E\phi(h)\phi(\hat h)`.
+    """
+    method = f"gauss-hermite:{GAUSS_HERMITE_ORDER}"
+    ref = f"{REF}, section 3 (general phi)"
+
+    def act(arg: sp.Expr) -> sp.Expr:
+        return phi.subs(ACTIVATION_VARIABLE, arg)
+
+    sigma_hat2 = SIGMA2 * scale
+    c = rho * Q_PREV / sp.sqrt(NORM * NORM_HAT)
+    h = sp.sqrt(SIGMA2 * NORM) * Z1
+    h_hat = sp.sqrt(sigma_hat2 * NORM_HAT) * (c * Z1 + sp.sqrt(1 - c**2) * Z2)
+    items: list[Item] = [
+        Expectation("norm_map", act(sp.sqrt(SIGMA2 * NORM) * Z1) ** 2, (Z1,), method,
+                    "Q' = E phi(h)^2 (reference network)", ref, internal=True),
+        Expectation("norm_hat_map", act(sp.sqrt(sigma_hat2 * NORM_HAT) * Z1) ** 2, (Z1,),
+                    method, "Q-hat' = E phi(h-hat)^2 (perturbed network)", ref, internal=True),
+        Expectation("overlap_map", act(h) * act(h_hat), (Z1, Z2), method,
+                    "q' = E phi(h) phi(h-hat)", ref, internal=True),
+        Recurrence("mean_field", (Q_PREV, NORM, NORM_HAT),
+                   (item_symbol("overlap_map"), item_symbol("norm_map"),
+                    item_symbol("norm_hat_map")),
+                   (Q0, sp.Integer(1), sp.Integer(1)), DEPTH, Q_PREV / sp.sqrt(NORM * NORM_HAT),
+                   "typical normalised overlap q_L / sqrt(Q_L Q-hat_L) at layer L", ref),
+    ]
+    # typical norms before (layer - 1) and after (layer) a stage of the rate function
+    state = (sp.Symbol("Q_before", positive=True), NORM, sp.Symbol("Qhat_before", positive=True),
+             NORM_HAT)
+    step = (NORM, item_symbol("norm_map"), NORM_HAT, item_symbol("norm_hat_map"))
+    init = (sp.Integer(1),) * 4
+    for name, k, meaning in (("norm_before", 0, "Q_{l-1}"), ("norm_after", 1, "Q_l"),
+                             ("norm_hat_before", 2, "Q-hat_{l-1}"),
+                             ("norm_hat_after", 3, "Q-hat_l")):
+        items.append(Recurrence(name, state, step, init, LAYER, state[k],
+                                f"typical norm {meaning} around stage l = layer", ref,
+                                internal=True))
+    q_b, q_a = item_symbol("norm_before"), item_symbol("norm_after")
+    qh_b, qh_a = item_symbol("norm_hat_before"), item_symbol("norm_hat_after")
+    c_stage = rho * Q_PREV  # the normalised old overlap r' times rho
+    x = act(sp.sqrt(SIGMA2 * q_b) * Z1) * act(
+        sp.sqrt(sigma_hat2 * qh_b) * (c_stage * Z1 + sp.sqrt(1 - c_stage**2) * Z2))
+    target = Q * sp.sqrt(q_a * qh_a)
+    tilted = sp.exp(THETA * x)
+    items += [
+        Expectation("tilted_mgf", tilted, (Z1, Z2), method, "E exp(theta X), X = phi(h) "
+                    "phi(h-hat) at stage `layer`", ref, internal=True),
+        Expectation("tilted_mean", x * tilted, (Z1, Z2), method, "E X exp(theta X)", ref,
+                    internal=True),
+        Expectation("tilted_square", x**2 * tilted, (Z1, Z2), method, "E X^2 exp(theta X)",
+                    ref, internal=True),
+    ]
+    mgf, mean, square = (item_symbol(n) for n in ("tilted_mgf", "tilted_mean",
+                                                  "tilted_square"))
+    items += [
+        Root("rate_tilt", THETA, mean / mgf - target, square / mgf - (mean / mgf) ** 2,
+             (sp.Integer(-TILT_RANGE), sp.Integer(TILT_RANGE)),
+             "theta* with Lambda'(theta*) = r sqrt(Q_l Q-hat_l) (Cramer)", ref, scan_points=8,
+             internal=True),
+        Recurrence("one_layer_rate", (THETA,), (THETA,), (item_symbol("rate_tilt"),),
+                   sp.Integer(0), THETA * target - sp.log(mgf),
+                   "one-layer rate J_l(r | r') with the norms at their typical values", ref),
+    ]
+    return items
+
+
+# -- the FormulaSet ------------------------------------------------------------------------
+def _positive_multiple(phi: sp.Expr, of: sp.Expr) -> sp.Expr | None:
+    ratio = sp.simplify(phi / of)
+    return ratio if ratio.is_number and ratio.is_positive else None
+
+
+def derive(spec: ModelSpec) -> FormulaSet:
+    """The large-deviation FormulaSet of a model (see the module docstring)."""
+    phi = parse_activation(spec["activation"], spec.source)
+    x = ACTIVATION_VARIABLE
+    perturbation = spec["perturbation"]
+    rho_expr, scale = weight_correlation(perturbation)
+    rho = item_symbol("weight_correlation")
+    sign_scale = _positive_multiple(phi, sp.sign(x))
+    relu_scale = _positive_multiple(phi, sp.Max(x, 0))
+    kernels = gaussian.activation_kernels(phi)
+    homogeneous = kernels is not None and kernels.degree is not None
+    route = "sign" if sign_scale else "relu" if relu_scale else "closed" if homogeneous \
+        else "quadrature"
+    default_grid = spec.get("grid_size") or (1001 if route in ("sign", "relu", "closed")
+                                             else 101)
+    params = [
+        Parameter(P, "dilution probability p (fraction of weights set to zero)",
+                  PROBABILITY, spec.get("p", 0.0), "p"),
+        Parameter(DEPTH, "number of layers L", POSITIVE_INTEGER, spec["depth"], "L"),
+        Parameter(Q0, "input overlap q_0", OVERLAP, spec["input_overlap"], "q_0"),
+        Parameter(Q, "output overlap at which the rate function is evaluated", REAL, 0.5, "q"),
+        Parameter(Q_PREV, "overlap at the previous layer (argument of the one-layer rate)",
+                  OVERLAP, 1.0, "q'"),
+        Parameter(GRID, "points of the dynamic-programming grid", GRID_DOMAIN,
+                  default_grid, "G"),
+    ]
+    items: list[Item] = [Formula(
+        "weight_correlation", rho_expr,
+        f"rho = E[W What] / sqrt(E W^2 E What^2) for {perturbation}", f"{REF}, section 2")]
+    notes = [f"Activation phi(x) = {sp.sstr(phi)}; perturbation: {perturbation} "
+             f"(variance ratio sigma-hat^2 / sigma^2 = {sp.sstr(scale)})."]
+    lower, upper = sp.Integer(-1), sp.Integer(1)
+    if route in ("sign", "relu", "closed"):
+        kappa = kernels.normalised_kernel
+        notes.append(f"Closed-form Gaussian kernel K(c) = {sp.sstr(kernels.kernel)}, "
+                     f"E phi^2 = {sp.sstr(kernels.second_moment)} (quadrant integrals).")
+        if route != "sign" and kernels.mean != 0 and all(
+                coeff >= 0 for piece in (kernels.pieces.positive, kernels.pieces.negative)
+                for coeff in piece.coeffs()):
+            lower = sp.Integer(0)
+
+        def mu_of(arg: sp.Expr) -> sp.Expr:
+            return kappa.subs(gaussian.C, rho * arg)
+
+        def dmu_of(arg: sp.Expr) -> sp.Expr:
+            return rho * sp.diff(kappa, gaussian.C).subs(gaussian.C, rho * arg)
+
+        items += [
+            Formula("overlap_map", mu_of(Q_PREV),
+                    "one layer of the mean-field map: kappa(rho q') = K(rho q') / E phi^2",
+                    f"{REF}, section 3"),
+            Recurrence("typical_overlap", (R,), (mu_of(R),), (Q0,), DEPTH, R,
+                       "typical (mean-field) normalised overlap at layer L", f"{REF}, section 3"),
+            Root("fixed_point", R, mu_of(R) - R, dmu_of(R) - 1,
+                 (sp.Integer(0) if lower == 0 else sp.Integer(-1), sp.Integer(1)),
+                 "the largest fixed point r* = kappa(rho r*) of the mean-field map",
+                 f"{REF}, section 3", scan_points=400, select="last"),
+            Formula("fixed_point_slope", dmu_of(item_symbol("fixed_point")),
+                    "slope of the map at r*: stable if < 1", f"{REF}, section 3"),
+            Recurrence("overlap_variance", (R, V), (mu_of(R), _one_step_variance(kernels,
+                       rho * R) + dmu_of(R) ** 2 * V), (Q0, sp.Integer(0)), DEPTH, V,
+                       "N Var(r_L) as N -> infinity (delta method)", f"{REF}, section 4.2"),
+        ]
+    if route == "sign":
+        rate = sign_one_layer_rate(mu_of(Q_PREV))
+        items.append(Formula("one_layer_rate", rate,
+                             "one-layer rate J(q | q') = binary relative entropy",
+                             f"{REF}, section 4.3"))
+        envelope, step_rate = line_envelope(rate, Q, Q_PREV), rate
+    elif route == "relu":
+        items += relu_rate_items(rho, relu_scale)
+        envelope, step_rate = None, item_symbol("one_layer_rate")
+        lower = sp.Integer(0)
+    else:
+        if route == "closed":
+            notes.append("No closed-form one-layer rate for this activation: the rate "
+                         "function uses Gauss-Hermite quadrature with typical norms.")
+        params.append(Parameter(SIGMA2, "weight variance sigma_w^2 (N Var W)", POSITIVE,
+                                spec.get("weight_variance", 1.0), r"\sigma_w^2"))
+        params += [
+            Parameter(NORM, "norm Q of the reference layer (state)", POSITIVE, 1.0, "Q"),
+            Parameter(NORM_HAT, "norm Q-hat of the perturbed layer (state)", POSITIVE, 1.0,
+                      r"\hat Q"),
+            Parameter(THETA, "tilt theta of the one-layer generating function", REAL, 0.0,
+                      r"\theta"),
+            Parameter(LAYER, "stage l of the rate function", POSITIVE_INTEGER, 1, "l"),
+        ]
+        gh = gauss_hermite_items(phi, rho, scale)
+        if route == "quadrature":
+            gh = [_renamed(i, "mean_field", "typical_overlap") for i in gh]
+        else:
+            gh = [i for i in gh if i.name not in ("overlap_map", "mean_field")]
+        items += gh
+        notes.append("Rate function: norms Q_l, Q-hat_l held at their typical values (an "
+                     "approximation for activations whose norms fluctuate; exact for L = 1).")
+        envelope, step_rate = None, item_symbol("one_layer_rate")
+    items.append(MinPlusRecursion(
+        "rate_function", Q, Q_PREV, step_rate, Q0, DEPTH, lower, upper, GRID,
+        "rate function I_L(q) of the output overlap (contraction principle, dynamic "
+        "programming)", f"{REF}, section 4.2", envelope=envelope,
+        index=LAYER if route not in ("sign", "relu") else None))
+    if route == "sign":
+        params += [
+            Parameter(TILT, "tilt lambda of the generating function E exp(N lambda q_L)",
+                      REAL, 0.5, r"\lambda"),
+            Parameter(FIRST_TILT, "tilt theta_1 of the first layer (saddle-point shooting)",
+                      REAL, 0.0, r"\theta_1"),
+        ]
+        items += sign_saddle_items(mu_of, dmu_of)
+        if envelope is not None:
+            notes.append("One-layer rate affine in (1 + q)/2 at fixed q': the DP minimum over "
+                         "q' is a lower envelope of lines (O(G) per layer).")
+    return FormulaSet(
+        name=spec.stem, family="large_deviation", source=spec.source,
+        params=tuple(params), items=tuple(items),
+        latex_names=(("weight_correlation", r"\rho"), ("overlap_map", r"\mu(q')"),
+                     ("typical_overlap", "q_L"), ("one_layer_rate", r"J(q \mid q')"),
+                     ("rate_function", "I_L(q)"), ("overlap_variance", r"N\,\mathrm{Var}\,q_L"),
+                     ("r", "r"), ("V", "V"), ("vartheta", r"\vartheta"), ("S", "S"),
+                     ("lambda_L", r"\lambda_L")),
+        notes=tuple(notes))
+
+
+def _one_step_variance(k: gaussian.ActivationKernels, c: sp.Expr) -> sp.Expr:
+    r""":math:`\nabla g^\top\Sigma_T\nabla g` for :math:`g(x,y,z)=x/\sqrt{yz}` at the means
+    :math:`(K, E_2, E_2)` of :math:`T=(\phi(u)\phi(v),\phi(u)^2,\phi(v)^2)` (section 4.2)."""
+    kc, e2 = k.kernel.subs(gaussian.C, c), k.second_moment
+    var_x = k.xx.subs(gaussian.C, c) - kc**2
+    cov_xy = k.xy.subs(gaussian.C, c) - kc * e2
+    var_y = k.yy - e2**2
+    cov_yz = k.xx.subs(gaussian.C, c) - e2**2
+    return var_x / e2**2 - 2 * kc * cov_xy / e2**3 + kc**2 * (var_y + cov_yz) / (2 * e2**4)
+
+
+def _renamed(item: Item, old: str, new: str) -> Item:
+    return item if item.name != old else replace(item, name=new)
+
