@@ -158,20 +158,36 @@ def evaluate(build: Build, request: Request, parallel: bool | None = None
     work = [(q, lo, hi) for q in request.quantities for lo, hi in chunks]
     for q in request.quantities:
         results[q] = np.empty(n)
+    orders = {q: _curve_order(build.item(q), points, n) for q in request.quantities}
     for q, lo, hi in progress(work, total=len(work), desc="evaluating") if n > CHUNK else work:
         args = build.item(q)["arguments"]
         suffix = "_grid" if parallel else "_grid_serial"
+        order = orders[q][lo:hi]
         arrays = []
         for a in args:
             if a in points:
-                arrays.append(points[a][lo:hi])
+                arrays.append(points[a][order])
             else:
                 arrays.append(np.full(hi - lo, request.fixed[a]))
         if arrays:
-            results[q][lo:hi] = getattr(kernels, q + suffix)(*arrays)
+            results[q][order] = getattr(kernels, q + suffix)(*arrays)
         else:
             results[q][lo:hi] = getattr(kernels, q)()
     return points, results
+
+
+def _curve_order(item: Mapping, points: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    """Evaluation order of the grid points for one quantity.
+
+    Quantities computed as whole curves in one variable (``curve_variable`` in the
+    manifest: dynamic programming over a grid) get the points that share every other
+    argument next to each other, so that each curve is computed once.
+    """
+    variable = item.get("curve_variable")
+    others = [points[a] for a in item["arguments"] if a in points and a != variable]
+    if variable is None or not others:
+        return np.arange(n)
+    return np.lexsort(others[::-1])  # stable: the first other argument varies slowest
 
 
 def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray],
