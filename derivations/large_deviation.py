@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
+from functools import cache
 
 import sympy as sp
 
@@ -127,21 +128,29 @@ def xlogx(t: sp.Expr) -> sp.Expr:
 
 def sign_one_layer_rate(mu: sp.Expr) -> sp.Expr:
     r"""Cramér rate of :math:`\bar X` for :math:`X=\pm1` with mean :math:`\mu`:
-    :math:`\sup_\theta[\theta q-\ln(\cosh\theta+\mu\sinh\theta)]`, solved by sympy and
-    checked against the binary relative entropy it is printed as."""
-    theta, m = sp.Symbol("theta_s", real=True), sp.Symbol("m", real=True)
+    :math:`\sup_\theta[\theta q-\ln(\cosh\theta+\mu\sinh\theta)]`.
+
+    :math:`\Lambda'(\theta) = (t+\mu)/(1+\mu t)` with :math:`t=\tanh\theta` (checked by
+    sympy), so :math:`t^* = (q-\mu)/(1-q\mu)`; the value at :math:`\theta^*=
+    \operatorname{artanh}t^*` is checked at random points against the binary relative
+    entropy it is printed as."""
+    theta, m, t = (sp.Symbol("theta_s", real=True), sp.Symbol("m", real=True),
+                   sp.Symbol("t_s", real=True))
     scgf = sp.log(sp.cosh(theta) + m * sp.sinh(theta))
-    stationary = sp.solve(sp.Eq(sp.diff(scgf, theta).rewrite(sp.exp), Q), theta)
-    if not stationary:
-        raise DerivationError("sign units: Lambda'(theta) = q has no solution")
-    legendre = [theta_star * Q - scgf.subs(theta, theta_star) for theta_star in stationary]
+    slope = (t + m) / (1 + m * t)
+    if sp.simplify((sp.diff(scgf, theta) - slope.subs(t, sp.tanh(theta))).rewrite(sp.exp)) != 0:
+        raise DerivationError("sign units: Lambda'(theta) is not (tanh + mu)/(1 + mu tanh)")
+    roots = sp.solve(sp.Eq(slope, Q), t)
+    if len(roots) != 1:
+        raise DerivationError("sign units: Lambda'(theta) = q has no unique solution")
+    theta_star = sp.atanh(roots[0])
+    legendre = theta_star * Q - scgf.subs(theta, theta_star)
     kl = (xlogx((1 + Q) / 2) + xlogx((1 - Q) / 2) - (1 + Q) / 2 * sp.log((1 + m) / 2)
           - (1 - Q) / 2 * sp.log((1 - m) / 2))
     rng = random.Random(1)
     for _ in range(4):
         point = {Q: sp.Float(rng.uniform(-0.95, 0.95), 30), m: sp.Float(rng.uniform(-0.9, 0.9), 30)}
-        want = kl.subs(point).evalf(30)
-        if not any(abs(sp.re(f.subs(point).evalf(30)) - want) < 1e-20 for f in legendre):
+        if abs(legendre.subs(point).evalf(30) - kl.subs(point).evalf(30)) > 1e-20:
             raise DerivationError("sign units: the Legendre transform is not the binary "
                                   "relative entropy")
     return kl.subs(m, mu)
@@ -178,14 +187,14 @@ def line_envelope(rate: sp.Expr, new: sp.Symbol, old: sp.Symbol
     if d_abscissa == 0:
         return None
     for f, g in mixed:
-        beta = sp.simplify(sp.diff(f, new) / d_abscissa)
-        alpha = sp.simplify(f - beta * abscissa)
+        beta = sp.cancel(sp.diff(f, new) / d_abscissa)
+        alpha = sp.cancel(f - beta * abscissa)
         if new in beta.free_symbols or new in alpha.free_symbols:
             return None
         slope += beta * g
         intercept += alpha * g
-    envelope = (offset, abscissa, sp.simplify(slope), sp.simplify(intercept))
-    if sp.simplify(envelope[0] + envelope[1] * envelope[2] + envelope[3] - rate) != 0:
+    envelope = (offset, abscissa, slope, intercept)
+    if sp.expand(envelope[0] + envelope[1] * envelope[2] + envelope[3] - rate) != 0:
         return None
     return envelope
 
@@ -245,14 +254,31 @@ def sign_saddle_items(mu_of: callable, dmu_of: callable) -> list[Item]:
 
 
 # -- ReLU units: section 4.4 -----------------------------------------------------------------
+@cache
+def quadrant_ratio_taylor(order: int = 7) -> tuple[sp.Rational, ...]:
+    r"""Taylor coefficients :math:`a_n` of :math:`F(1+e)=\sum_n a_n e^n`.
+
+    :math:`F(t)=\arccos t/\sqrt{1-t^2}` solves :math:`(1-t^2)F'-tF+1=0` (checked by
+    sympy); in :math:`e=t-1` this gives :math:`a_0=1`, :math:`(2n+1)a_n=-n\,a_{n-1}`.
+    """
+    t = sp.Symbol("t", real=True)
+    f = sp.acos(t) / sp.sqrt(1 - t**2)
+    if sp.simplify((1 - t**2) * sp.diff(f, t) - t * f + 1) != 0:
+        raise DerivationError("F(t) = acos(t)/sqrt(1 - t^2) does not solve its ODE")
+    coefficients = [sp.Integer(1)]
+    for n in range(1, order):
+        coefficients.append(-n * coefficients[-1] / (2 * n + 1))
+    return tuple(coefficients)
+
+
 def quadrant_integral_ratio(t: sp.Expr) -> sp.Expr:
     r""":math:`F(t) = \arccos t/\sqrt{1-t^2}` (:math:`|t|<1`), its continuation
     :math:`\operatorname{arccosh} t/\sqrt{t^2-1}` (:math:`t>1`), and its Taylor polynomial
-    within :math:`10^{-3}` of :math:`t = 1` (where both forms cancel)."""
-    u = sp.Symbol("u", real=True)
-    series = sp.series(sp.acos(u) / sp.sqrt(1 - u**2), u, 1, 7).removeO()
+    within :math:`10^{-3}` of :math:`t = 1` (where both forms cancel; the first omitted
+    term is below :math:`10^{-22}`)."""
+    series = sum(a * (t - 1) ** n for n, a in enumerate(quadrant_ratio_taylor()))
     return sp.Piecewise(
-        (series.subs(u, t), sp.Abs(t - 1) < sp.Rational(1, 1000)),
+        (series, sp.Abs(t - 1) < sp.Rational(1, 1000)),
         (sp.acos(t) / sp.sqrt(1 - t**2), t < 1),
         (sp.acosh(t) / sp.sqrt(t**2 - 1), True),
     )
