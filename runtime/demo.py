@@ -37,15 +37,30 @@ def _grid(b: Build, name: str, axis: str, xs: np.ndarray, values: dict[str, floa
     return getattr(b.kernels(), name + "_grid_serial")(*arrays)
 
 
-def weight_decay_figures(b: Build, folder: Path) -> list[tuple[str, str]]:
-    """b* and L* against gamma for D = 1, 2, 3 (jump at gamma_c for D >= 2)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    """Write ``fig`` as PNG through a temporary file renamed into place, and close it."""
+    from .evaluate import atomic_output
+
+    with atomic_output(path, suffix=".png") as tmp:
+        fig.savefig(tmp, dpi=120)
+    _pyplot().close(fig)
+
+
+def weight_decay_figures(b: Build, folder: Path, quick: bool = False
+                         ) -> list[tuple[str, str]]:
+    """b* and L* against gamma for D = 1, 2, 3 (jump at gamma_c for D >= 2)."""
     if b.spec.stem != "weight_decay":
         return []
+    plt = _pyplot()
     fig, (ax_b, ax_l) = plt.subplots(1, 2, figsize=(11, 4))
     rows = []
     gammas = np.linspace(0.002, 1.2, 1200)
@@ -69,8 +84,7 @@ def weight_decay_figures(b: Build, folder: Path) -> list[tuple[str, str]]:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(folder / "b_star_and_loss_vs_weight_decay.png", dpi=120)
-    plt.close(fig)
+    _save(fig, folder / "b_star_and_loss_vs_weight_decay.png")
     table = ["| D | gamma_c | b*(gamma_c-) |", "|---|---|---|"]
     table += [f"| {d} | {g:.6f} | {j:.6f} |" for d, g, j in rows]
     return [("b* and L* against the weight decay, D = 1, 2, 3",
@@ -78,13 +92,190 @@ def weight_decay_figures(b: Build, folder: Path) -> list[tuple[str, str]]:
              + "\n".join(table))]
 
 
-FIGURES: dict[str, Callable[[Build, Path], list[tuple[str, str]]]] = {
+#: The bundled models compared in the large-deviation figures, by (activation, perturbation).
+LD_MODELS = {("sign", "dilution"): "ld_sign_dilution",
+             ("sign", "binarization"): "ld_sign_binarization",
+             ("relu", "dilution"): "ld_relu_dilution",
+             ("relu", "binarization"): "ld_relu_binarization"}
+#: The figures compare all four models; they are drawn once, in the section of this one
+#: (the first of them in the report).
+LD_FIGURE_MODEL = min(LD_MODELS.values())
+#: Dilution fractions of the typical-overlap figure; depths of the rate-function figure.
+LD_DILUTIONS = (0.1, 0.3, 0.5)
+LD_LAYERS = 10
+LD_RATE_DEPTHS = (1, 2, 3, 5)
+#: Dilution fraction of the rate-function figure (the bundled models' p).
+LD_RATE_DILUTION = 0.1
+
+
+def _ld_builds(b: Build) -> dict[tuple[str, str], Build]:
+    from .session import resolve_model
+
+    return {key: b if stem == b.spec.stem else build(resolve_model(stem))
+            for key, stem in LD_MODELS.items()}
+
+
+def _ld_values(b: Build, p: float | None, **more: float) -> dict[str, float]:
+    return {**b.defaults, **({} if p is None else {"p": p}), **more}
+
+
+def large_deviation_figures(b: Build, folder: Path, quick: bool = False
+                            ) -> list[tuple[str, str]]:
+    """Sign against ReLU under the same weight perturbation (Li and Saad 2020).
+
+    (1) typical overlap q_l (sign) and r_l (ReLU) for l = 0..10 under dilution (three p)
+    and binarization, with the ReLU fixed point r*; (2) rate functions I_L of the output
+    overlap for L = 1, 2, 3, 5 (dynamic programming; zero at the typical overlap).
+    """
+    if b.spec.stem != LD_FIGURE_MODEL:
+        return []
+    plt = _pyplot()
+    builds = _ld_builds(b)
+    perturbations = {"dilution": LD_DILUTIONS, "binarization": (None,)}
+    styles = {"sign": dict(ls="--", marker="s", ms=4, mfc="none"),
+              "relu": dict(ls="-", marker="o", ms=4)}
+    names = {"sign": "sign", "relu": "ReLU"}
+
+    # (1) typical overlap against the layer
+    layers = np.arange(LD_LAYERS + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    typical: dict[tuple[str, str, float | None], np.ndarray] = {}
+    fixed: dict[tuple[str, float | None], float] = {}
+    for ax, (perturbation, ps) in zip(axes, perturbations.items(), strict=True):
+        for colour, p in zip(("C0", "C1", "C2"), ps, strict=False):
+            label_p = "" if p is None else f"p = {p:g}, "
+            for activation in ("sign", "relu"):
+                bd = builds[activation, perturbation]
+                overlaps = [bd.call("typical_overlap", _ld_values(bd, p, depth=int(layer)))
+                            for layer in layers[1:]]
+                path = np.array([_ld_values(bd, p)["input_overlap"], *overlaps])
+                typical[activation, perturbation, p] = path
+                ax.plot(layers, path, color=colour, **styles[activation],
+                        label=f"{label_p}{names[activation]}")
+            r_star = builds["relu", perturbation].call(
+                "fixed_point", _ld_values(builds["relu", perturbation], p))
+            fixed[perturbation, p] = r_star
+            ax.axhline(r_star, color=colour, ls=":", lw=1.2)
+            ax.annotate(f"$r^* = {r_star:.3f}$", (LD_LAYERS, r_star), xytext=(4, 0),
+                        textcoords="offset points", va="center", color=colour, fontsize=9)
+        ax.set(xlabel="layer $l$", xlim=(0, LD_LAYERS), xticks=layers, ylim=(-0.02, 1.02))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8.5, loc="upper right", bbox_to_anchor=(1, 0.47),
+                  ncol=1 if len(ps) == 1 else 2)
+    axes[0].set(ylabel="typical overlap ($q_l$ sign, $r_l$ ReLU)",
+                title="dilution: a fraction $p$ of the weights removed")
+    axes[1].set(title=r"binarization: $\hat W = \alpha\,\mathrm{sgn}(W)$")
+    fig.suptitle("Typical overlap of a network and its perturbed copy (same input, "
+                 "$N \\to \\infty$); dotted: ReLU fixed point $r^*$", fontsize=11)
+    fig.tight_layout()
+    fig.subplots_adjust(right=0.93)
+    _save(fig, folder / "ld_typical_overlap.png")
+
+    # (2) rate functions I_L(q) for several depths: rows perturbation, columns activation
+    depth = max(LD_RATE_DEPTHS)
+    grids = {"sign": 1001 if quick else 2001, "relu": 201 if quick else 401}
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharey=True, sharex="col")
+    curves: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+    worst = 0.0
+    for row_axes, perturbation in zip(axes, perturbations, strict=True):
+        p = LD_RATE_DILUTION if perturbation == "dilution" else None
+        case = f"dilution p = {p:g}" if p is not None else "binarization"
+        for ax, activation in zip(row_axes, ("sign", "relu"), strict=True):
+            bd = builds[activation, perturbation]
+            values = _ld_values(bd, p, depth=depth, grid_size=grids[activation])
+            args = [a for a in bd.item("rate_function")["arguments"] if a != "q"]
+            x, rates = bd.kernels().rate_function_curves(*[float(values[a]) for a in args])
+            curves[activation, perturbation] = x, rates
+            path = typical[activation, perturbation, p]
+            for colour, layer in zip(("C0", "C1", "C2", "C3"), LD_RATE_DEPTHS, strict=True):
+                row = rates[layer - 1]
+                finite = np.isfinite(row)
+                ax.plot(x[finite], row[finite], color=colour, label=f"L = {layer}")
+                ax.plot(path[layer], 0.0, color=colour, marker="o", ms=7, clip_on=False,
+                        zorder=3)
+                worst = max(worst, abs(x[np.argmin(row)] - path[layer]))
+            if activation == "relu":
+                ax.axvline(fixed[perturbation, p], color="0.4", ls=":", lw=1.2,
+                           label=f"$r^* = {fixed[perturbation, p]:.3f}$")
+            symbol = "q" if activation == "sign" else "r"
+            ax.set(title=f"{names[activation]}, {case}", ylim=(0, 0.8),
+                   xlim=(float(x[0]), float(x[-1])))
+            if perturbation == "binarization":
+                ax.set(xlabel=f"output overlap ${symbol}$")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=9, loc="upper center" if activation == "sign" else "upper left")
+        row_axes[0].set(ylabel=r"rate function $I_L$")
+    fig.suptitle(r"Finite width $N$: $P(\mathrm{overlap}_L \approx q) \asymp e^{-N I_L(q)}$; "
+                 "dots: typical overlap (the zero of $I_L$)", fontsize=11)
+    fig.tight_layout()
+    _save(fig, folder / "ld_rate_functions.png")
+
+    # numbers for the report
+    def rate(activation: str, perturbation: str, layer: int, q: float) -> float:
+        x, rates = curves[activation, perturbation]
+        return float(np.interp(q, x, rates[layer - 1]))
+
+    def rho(perturbation: str, p: float | None) -> float:
+        bd = builds["sign", perturbation]
+        return bd.call("weight_correlation", _ld_values(bd, p))
+
+    table = ["| perturbation | weight correlation $\\rho$ | sign $q_{10}$ | ReLU $r_{10}$ "
+             "| ReLU $r^*$ |", "|---|---|---|---|---|"]
+    for perturbation, ps in perturbations.items():
+        for p in ps:
+            name = perturbation if p is None else f"{perturbation}, p = {p:g}"
+            table.append(f"| {name} | {rho(perturbation, p):.4f} | "
+                         f"{typical['sign', perturbation, p][-1]:.4f} | "
+                         f"{typical['relu', perturbation, p][-1]:.4f} | "
+                         f"{fixed[perturbation, p]:.4f} |")
+    d, L, n = LD_RATE_DILUTION, depth, 100
+    sign_d, relu_d = typical["sign", "dilution", d], typical["relu", "dilution", d]
+    sign_half, relu_half = rate("sign", "dilution", L, 0.5), rate("relu", "dilution", L, 0.5)
+    text_typical = (
+        "Typical overlap between a random network and its perturbed copy at every layer "
+        "(mean field, same input). The perturbation enters only through the weight "
+        r"correlation $\rho$. Sign overlaps follow $q_l = \frac{2}{\pi}\arcsin(\rho\, q_{l-1})$ "
+        "and decay to 0: the perturbed sign network computes an unrelated function after a "
+        r"few layers. ReLU overlaps follow $r_l = \kappa(\rho\, r_{l-1})$ and converge to the "
+        r"fixed point $r^* > 1/\pi$ (dotted): the perturbed ReLU network stays correlated "
+        f"with the original at any depth. With {d:.0%} of the weights removed, sign has "
+        f"$q_{{10}}$ = {sign_d[-1]:.4f} and ReLU $r_{{10}}$ = {relu_d[-1]:.4f} ($r^*$ = "
+        f"{fixed['dilution', d]:.4f}); binarization ($\\rho$ = "
+        f"{rho('binarization', None):.3f}) leaves ReLU at $r_{{10}}$ = "
+        f"{typical['relu', 'binarization', None][-1]:.4f} against sign "
+        f"{typical['sign', 'binarization', None][-1]:.4f}. This is the paper's claim: ReLU "
+        "networks are more robust than sign networks to the same perturbation.")
+    text_rates = (
+        "Rate functions of the output overlap at finite width $N$, "
+        r"$P(\mathrm{overlap}_L \approx q) \asymp e^{-N I_L(q)}$ (contraction principle, "
+        f"dynamic programming on {grids['sign']} points for sign, {grids['relu']} for ReLU). "
+        "Each curve is zero at the typical overlap of the first figure (dots; the grid "
+        f"minimum is within {worst:.4f} of it). With depth the sign minimum slides towards 0, "
+        f"the ReLU minimum only towards $r^*$. At L = {L} with {d:.0%} dilution the typical "
+        f"overlaps are {sign_d[L]:.3f} (sign) and {relu_d[L]:.3f} (ReLU). A sign network "
+        f"that still has overlap 0.5 is a large deviation, $I_{L}(0.5)$ = {sign_half:.3f} "
+        f"(probability roughly $e^{{-{n * sign_half:.1f}}}$ at N = {n}, up to a "
+        "sub-exponential factor); so is a ReLU network that has fallen to 0.5, "
+        f"$I_{L}(0.5)$ = {relu_half:.3f} ($e^{{-{n * relu_half:.1f}}}$). The ReLU kernels "
+        "return +inf at exactly r = 0 and r = 1; those two grid points are not drawn.")
+    return [("Large deviations: sign against ReLU, typical overlap (all four sign and ReLU "
+             "models)",
+             "![typical overlap against the layer](ld_typical_overlap.png)\n\n"
+             + text_typical + "\n\n" + "\n".join(table)),
+            ("Large deviations: sign against ReLU, rate functions",
+             "![rate functions of the output overlap](ld_rate_functions.png)\n\n"
+             + text_rates)]
+
+
+FIGURES: dict[str, Callable[[Build, Path, bool], list[tuple[str, str]]]] = {
     "weight_decay": weight_decay_figures,
+    "large_deviation": large_deviation_figures,
 }
 
 
-def run_demo(output: Path, quick: bool = False) -> Path:
-    """Build the report for every bundled model into ``output`` (replaced atomically)."""
+def run_demo(output: Path, quick: bool = False, paths: list[Path] | None = None) -> Path:
+    """Build the report for every bundled model (or the model files ``paths``) into
+    ``output`` (replaced atomically)."""
     from derivations.model import load_model
     from models import bundled_model_paths
 
@@ -105,7 +296,7 @@ def run_demo(output: Path, quick: bool = False) -> Path:
         lines = ["# netderive report", "",
                  f"Every bundled model, derived, printed, compiled, evaluated and checked "
                  f"({time.strftime('%Y-%m-%d %H:%M')}).", ""]
-        paths = bundled_model_paths()
+        paths = bundled_model_paths() if paths is None else [Path(p) for p in paths]
         for number, path in enumerate(paths, start=1):
             spec = load_model(path)
             _say(f"[{number}/{len(paths)}] {path.stem}: building")
@@ -126,7 +317,7 @@ def run_demo(output: Path, quick: bool = False) -> Path:
                 if all(a in values for a in args):
                     rows.append(f"| `{q}` | {b.call(q, values):.10g} |")
             lines += rows + [""]
-            for title, body in FIGURES.get(spec.family, lambda *_: [])(b, folder):
+            for title, body in FIGURES.get(spec.family, lambda *_: [])(b, folder, quick):
                 lines += [f"### {title}", "", body.replace("](", f"]({path.stem}/"), ""]
             if spec.family in CHECKS:
                 _say(f"[{number}/{len(paths)}] {path.stem}: checking against the references")
