@@ -50,8 +50,8 @@ NJIT_PARALLEL = '@nb.njit(cache=True, parallel=True, error_model="numpy")'
 
 ROOT_TOLERANCE = 1e-14
 #: The O(G^2) dynamic programming tabulates J once when G <= this (a G x G matrix of
-#: doubles: 32 MiB at 2048), else it evaluates J afresh in every stage.
-DP_MATRIX_LIMIT = 2048
+#: doubles: 128 MiB at 4096), else it evaluates J afresh in every stage.
+DP_MATRIX_LIMIT = 4096
 ROOT_MAX_ITERATIONS = 200
 
 
@@ -382,16 +382,18 @@ class KernelPrinter:
                 "            for _j in range(_G):",
                 f"                _J[_i, _j] = {rate_call('_x[_i]', '_x[_j]', '')}",
                 "    for _k in range(1, _K):",
+                "        _last = _I[_k - 1]",
                 "        for _i in range(_G):",
                 "            _best = math.inf",
-                "            for _j in range(_G):",
-                "                _prev = _I[_k - 1, _j]",
-                "                if _prev == math.inf:",
-                "                    continue",
-                f"                _v = _prev + (_J[_i, _j] if _tabulate else "
+                "            if _tabulate:",
+                "                _row = _J[_i]",
+                "                for _j in range(_G):  # branch-free: inf + J = inf",
+                "                    _best = min(_best, _last[_j] + _row[_j])",
+                "            else:",
+                "                for _j in range(_G):",
+                "                    if _last[_j] < math.inf:",
+                f"                        _best = min(_best, _last[_j] + "
                 f"{rate_call('_x[_i]', '_x[_j]', '')})",
-                "                if _v < _best:",
-                "                    _best = _v",
                 "            _I[_k, _i] = _best",
             ]
         else:

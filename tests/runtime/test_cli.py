@@ -185,8 +185,12 @@ def test_models_lists_bundled_models(cli, work: Path) -> None:
     lines = run.stdout.splitlines()
     names = [line.split()[0] for line in lines]
     assert names == sorted(p.stem for p in MODELS_DIR.glob("*.toml"))
-    assert {"weight_decay", "weight_decay_anisotropic"} <= set(names)
-    assert all(line.split()[1] == "weight_decay" for line in lines)
+    assert {"weight_decay", "weight_decay_anisotropic", "ld_sign_dilution",
+            "ld_sign_binarization", "ld_relu_dilution", "ld_relu_binarization",
+            "ld_tanh_dilution"} <= set(names)
+    families = {line.split()[0]: line.split()[1] for line in lines}
+    assert {families[n] for n in names if n.startswith("ld_")} == {"large_deviation"}
+    assert {families[n] for n in names if n.startswith("weight_decay")} == {"weight_decay"}
 
 
 def test_latex_document(cli, built: Run, work: Path) -> None:
