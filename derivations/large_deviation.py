@@ -423,7 +423,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
     default_grid = spec.get("grid_size") or (1001 if route in ("sign", "relu", "closed")
                                              else 101)
     params = [
-        Parameter(P, "dilution probability p (fraction of weights set to zero)",
+        Parameter(P, "dilution probability p (fraction of weights set to zero; unused by "
+                  "binarization)",
                   PROBABILITY, spec.get("p", 0.0), "p"),
         Parameter(DEPTH, "number of layers L", POSITIVE_INTEGER, spec["depth"], "L"),
         Parameter(Q0, "input overlap q_0", OVERLAP, spec["input_overlap"], "q_0"),
@@ -526,7 +527,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
                      ("typical_overlap", "q_L"), ("one_layer_rate", r"J(q \mid q')"),
                      ("rate_function", "I_L(q)"), ("overlap_variance", r"N\,\mathrm{Var}\,q_L"),
                      ("r", "r"), ("V", "V"), ("vartheta", r"\vartheta"), ("S", "S"),
-                     ("lambda_L", r"\lambda_L")),
+                     ("lambda_L", r"\lambda_L"), ("Q_before", "Q'"),
+                     ("Qhat_before", r"\hat Q'"), ("norm", "Q"), ("norm_hat", r"\hat Q")),
         notes=tuple(notes))
 
 
