@@ -473,11 +473,19 @@ def derive(spec: ModelSpec) -> FormulaSet:
         ]
     if route == "sign":
         rate = sign_one_layer_rate(mu_of(Q_PREV))
-        items.append(Formula("one_layer_rate", rate,
-                             "one-layer rate J(q | q') = binary relative entropy",
-                             f"{REF}, section 4.3"))
+        items += [
+            Formula("one_layer_scgf", sp.log(sp.cosh(TILT) + mu_of(Q_PREV) * sp.sinh(TILT)),
+                    "one-layer SCGF Lambda(lambda | q') = ln E exp(lambda s s-hat)",
+                    f"{REF}, section 4.3"),
+            Formula("one_layer_rate", rate, "one-layer rate J(q | q') = sup_lambda [lambda q - "
+                    "Lambda(lambda | q')] = binary relative entropy", f"{REF}, section 4.3"),
+        ]
         envelope, step_rate = line_envelope(rate, Q, Q_PREV), rate
     elif route == "relu":
+        items.append(Formula(
+            "one_layer_scgf", sp.log(relu_tilted_mgf(Q, rho * Q_PREV, TILT)),
+            "one-layer SCGF ln M_r(lambda; rho r') = ln E exp(lambda [X - r (Y + Z) / 2]) "
+            "(quadrant closed form)", f"{REF}, section 4.4"))
         items += relu_rate_items(rho, relu_scale)
         envelope, step_rate = None, item_symbol("one_layer_rate")
         lower = sp.Integer(0)
@@ -509,10 +517,11 @@ def derive(spec: ModelSpec) -> FormulaSet:
         "rate function I_L(q) of the output overlap (contraction principle, dynamic "
         "programming)", f"{REF}, section 4.2", envelope=envelope,
         index=LAYER if route not in ("sign", "relu") else None))
+    if route in ("sign", "relu"):
+        params.append(Parameter(TILT, "tilt lambda of the generating functions", REAL, 0.5,
+                                r"\lambda"))
     if route == "sign":
         params += [
-            Parameter(TILT, "tilt lambda of the generating function E exp(N lambda q_L)",
-                      REAL, 0.5, r"\lambda"),
             Parameter(FIRST_TILT, "tilt theta_1 of the first layer (saddle-point shooting)",
                       REAL, 0.0, r"\theta_1"),
         ]
