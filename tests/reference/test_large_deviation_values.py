@@ -205,3 +205,23 @@ def test_relu_rate_functions_by_dp(models, perturbation) -> None:
         typical = _call(k, fs, "typical_overlap", depth=depth, p=0.1)
         assert abs(x[np.argmin(curves[depth - 1])] - typical) <= 1.5e-3
         assert curves[depth - 1].min() < 1e-5  # the grid step is 1e-3, V ~ 0.02
+
+
+@pytest.mark.parametrize("activation", ["sign", "relu"])
+def test_one_layer_rate_is_the_legendre_transform_of_the_one_layer_scgf(models, activation):
+    """sign: J(q|q') = sup_lambda [lambda q - Lambda(lambda|q')]; ReLU (normalised overlap):
+    J(r|r') = sup_kappa [-ln M_r(kappa)] with the SCGF item at tilt = kappa.  The supremum is
+    taken here by scipy's bounded scalar minimiser on the SCGF kernel."""
+    from scipy import optimize
+
+    fs, k = models[(activation, "dilution")]
+    for q, q_prev in ((0.3, 0.9), (0.7, 0.5), (0.95, 1.0)):
+        def negative(lam: float, q=q, q_prev=q_prev) -> float:
+            scgf = _call(k, fs, "one_layer_scgf", tilt=lam, q=q, q_prev=q_prev)
+            return scgf - lam * q if activation == "sign" else scgf
+
+        bounds = (-30.0, 30.0) if activation == "sign" else (-1 / (q * 0.5), 1 / (1 - q) / 2)
+        best = optimize.minimize_scalar(negative, bounds=bounds, method="bounded",
+                                        options={"xatol": 1e-10})
+        assert _call(k, fs, "one_layer_rate", q=q, q_prev=q_prev) == pytest.approx(
+            -best.fun, abs=1e-8)
