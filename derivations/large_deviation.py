@@ -312,10 +312,10 @@ def relu_rate_items(rho: sp.Expr, scale: sp.Expr) -> list[Item]:
     dd_log = sp.diff(mgf, KAPPA, 2) / mgf - d_log**2
     d = 1 - c**2
     shrink = sp.Rational(1, 10**9)
-    # the domain, cut at |kappa| = 1e6 (at r = 0 and r = 1 the supremum is approached as
+    # the domain, cut at |kappa| = 1e10 (at r = 0 and r = 1 the supremum is approached as
     # kappa -> -inf / +inf: the bracket ends are candidates, the least M_r wins)
-    lower = -(1 - shrink) / sp.Max(Q * d, sp.Rational(1, 10**6))
-    upper = (1 - shrink) / sp.Max((1 - Q) * (1 + c), sp.Rational(1, 10**6))
+    lower = -(1 - shrink) / sp.Max(Q * d, sp.Rational(1, 10**10))
+    upper = (1 - shrink) / sp.Max((1 - Q) * (1 + c), sp.Rational(1, 10**10))
     ref = f"{REF}, section 4.4"
     return [
         Root("chernoff_tilt", KAPPA, d_log, dd_log, (lower, upper),

@@ -225,3 +225,15 @@ def test_one_layer_rate_is_the_legendre_transform_of_the_one_layer_scgf(models, 
                                         options={"xatol": 1e-10})
         assert _call(k, fs, "one_layer_rate", q=q, q_prev=q_prev) == pytest.approx(
             -best.fun, abs=1e-8)
+
+
+def test_relu_one_layer_rate_at_the_ends(models) -> None:
+    """r = 0: every unit has phi(h) phi(h-hat) = 0, J = -ln P(not both positive) =
+    -ln(3/4 - asin(c)/(2 pi)); r = 1: J -> -ln P(both negative) = -ln(1/4 + asin(c)/(2 pi)),
+    approached as kappa -> inf with an O(kappa^-1/2) gap (the bracket stops at 1e10)."""
+    fs, k = models[("relu", "dilution")]
+    c = math.sqrt(0.9) * 0.8
+    at_zero = _call(k, fs, "one_layer_rate", q=0.0, q_prev=0.8, p=0.1)
+    assert at_zero == pytest.approx(-math.log(0.75 - math.asin(c) / (2 * math.pi)), abs=1e-8)
+    at_one = _call(k, fs, "one_layer_rate", q=1.0, q_prev=0.8, p=0.1)
+    assert at_one == pytest.approx(-math.log(0.25 + math.asin(c) / (2 * math.pi)), abs=1e-4)
