@@ -40,6 +40,7 @@ class CheckRow:
 class CheckReport:
     model: str
     rows: list[CheckRow] = field(default_factory=list)
+    appendix: str = ""  # further output of the family's check, printed after the verdict
 
     @property
     def all_agree(self) -> bool:
@@ -56,6 +57,8 @@ class CheckReport:
                          f"{r.method}; {r.criterion}")
         verdict = "all agree" if self.all_agree else "DISAGREEMENT"
         lines.append(f"{sum(r.agree for r in self.rows)}/{len(self.rows)} agree: {verdict}")
+        if self.appendix:
+            lines += ["", self.appendix]
         return "\n".join(lines)
 
 
@@ -143,8 +146,130 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
     return rows
 
 
-CHECKS: dict[str, Callable[..., list[CheckRow]]] = {
+#: Width of the simulated networks: sign units use the exact O(N) sampler of full networks, other
+#: activations the brute-force simulator (N x N weight matrices).
+LD_WIDTH_SIGN = 1000
+LD_WIDTH = 500
+#: Allowed O(1/N) finite-size bias of the mean overlap (notes section 6: about +0.6/N for sign at
+#: l = 2; the exact finite-network law at N = 1000 gives at most 0.62/N for l <= 3)
+LD_MEAN_BIAS = 1.0
+#: Allowed finite-N offset of N Var, relative (notes section 6: +4-6 % for ReLU at N = 400).
+LD_NVAR_BIAS = 20.0
+#: Level of the kernel's rate function at which the rate is checked (one point on either side
+#: of the typical overlap), and the allowance of the Richardson value (O(1/N^2) residual).
+LD_RATE_LEVEL = 0.05
+LD_RATE_TOLERANCE = 0.003
+
+
+def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: int,
+                          starts: int, rng: np.random.Generator
+                          ) -> tuple[list[CheckRow], str]:
+    """Typical overlaps and N Var at every layer against finite random networks; the rate
+    function at the last layer against -(1/N) ln P_N from finite-N chains (extrapolated);
+    the weight correlation against Monte Carlo of the weights. ``--draws`` sets the sample
+    sizes (networks: draws/20 for sign units, draws/2000 otherwise; chain samples at N = 25:
+    draws/20); ``--starts`` is unused."""
+    from . import ld_report
+    from .reference import large_deviation as ref
+    from .reference import large_deviation_sampling as tails
+
+    del starts
+    values = dict(values)
+    model = ld_report.reference_model(build, values)
+    depth = int(values["depth"])
+    rows: list[CheckRow] = []
+    items = set(build.quantities)
+
+    if "weight_correlation" in items:
+        batches = [ref.weight_correlation(model.perturbation, model.p, draws, rng)
+                   for _ in range(20)]
+        rows.append(_within_se("weight_correlation", build.call("weight_correlation", values),
+                               float(np.mean(batches)),
+                               float(np.std(batches, ddof=1) / math.sqrt(20)),
+                               f"Monte Carlo of the weights, 20 x {draws} draws"))
+
+    # typical overlaps and N Var of finite random networks, every layer
+    if model.kind == "sign":
+        width, networks = LD_WIDTH_SIGN, max(200, draws // 20)
+        samples = tails.sign_network_sample(model.perturbation, model.p, depth, width, networks,
+                                            rng, model.input_overlap)
+        how = f"full sign networks N={width} (exact O(N) sampler), {networks} nets"
+    else:
+        width, networks = LD_WIDTH, max(20, draws // 2000)
+        sim = ref.sample_overlaps(model.activation, model.perturbation, model.p, depth, width,
+                                  networks, rng, model.input_overlap,
+                                  weight_variance=model.weight_variance)
+        samples = sim.r
+        how = f"full networks N={width}, {networks} nets"
+    mean = samples.mean(axis=0)
+    se = samples.std(axis=0, ddof=1) / math.sqrt(networks)
+    centred = samples - mean
+    nvar = width * centred.var(axis=0, ddof=1)
+    nvar_se = width * np.sqrt((np.mean(centred**4, axis=0) - np.mean(centred**2, axis=0) ** 2)
+                              / networks)
+    bias = LD_MEAN_BIAS / width
+    name = "q" if model.kind == "sign" else "r"
+    for layer in range(1, depth + 1):
+        at = {**values, "depth": layer}
+        typical = build.call("typical_overlap", at)
+        diff = abs(typical - mean[layer - 1])
+        rows.append(CheckRow(f"typical_overlap l={layer}", typical, float(mean[layer - 1]),
+                             float(se[layer - 1]), f"mean {name}_l of {how}",
+                             diff <= 3 * se[layer - 1] + bias,
+                             f"|diff| <= 3 se + {LD_MEAN_BIAS:g}/N"))
+        if "overlap_variance" in items:
+            v = build.call("overlap_variance", at)
+            allowance = LD_NVAR_BIAS / width * abs(v)
+            rows.append(CheckRow(f"overlap_variance l={layer}", v, float(nvar[layer - 1]),
+                                 float(nvar_se[layer - 1]), f"N Var {name}_l of {how}",
+                                 abs(v - nvar[layer - 1]) <= 3 * nvar_se[layer - 1] + allowance,
+                                 f"|diff| <= 3 se + {LD_NVAR_BIAS:g}/N relative"))
+
+    # the rate function: one point on either side of the typical overlap, last layer (L = 1 for
+    # activations whose rate holds the norms at their typical values: exact only there)
+    appendix = ""
+    rate_depth = depth if model.kind in ("sign", "relu") else 1
+    if model.kind == "generic" and model.bound is None:
+        return rows, "rate function not checked: sampling its tails needs a bounded activation"
+    grid, curves = ld_report.kernel_rate_curves(build, values, rate_depth)
+    points = [(rate_depth, q) for q in _rate_points(grid, curves[rate_depth - 1], model.kind)]
+    table = ld_report.convergence_rows(build, points, samples=max(500, draws // 20), rng=rng,
+                                       values={**values, "depth": rate_depth})
+    for row in table:
+        error = row.extrapolated_error
+        diff = abs(row.extrapolated - row.kernel)
+        method = (f"-(1/N) ln P_N(bin), {row.method}, N={row.sizes[-2]},{row.sizes[-1]} "
+                  "Richardson after ln(N)/(2N)")
+        if model.kind == "generic":
+            method += "; L = 1 (the frozen-norm rate is exact only there)"
+        rows.append(CheckRow(f"rate_function L={row.depth} q={row.q:g}", row.kernel,
+                             row.extrapolated, error, method,
+                             diff <= 3 * error + LD_RATE_TOLERANCE,
+                             f"|diff| <= 3 se + {LD_RATE_TOLERANCE:g}"))
+    appendix = ld_report.format_convergence_table(table)
+    return rows, appendix
+
+
+def _rate_points(grid: np.ndarray, rate: np.ndarray, kind: str) -> list[float]:
+    """Where the kernel's rate first reaches :data:`LD_RATE_LEVEL` on either side of its minimum,
+    rounded to the lattice 2k/N - 1 of N = 25, 50, 100, 200 (multiples of 0.08 from -1) for sign
+    units and to 0.01 otherwise; sides that never reach the level are left out (at most 0.97)."""
+    lowest = int(np.argmin(rate))
+    points = []
+    for side in (range(lowest, -1, -1), range(lowest, len(grid))):
+        hit = next((i for i in side if rate[i] >= LD_RATE_LEVEL), None)
+        if hit is None:
+            continue
+        q = float(grid[hit])
+        q = -1.0 + 0.08 * round((q + 1.0) / 0.08) if kind == "sign" else round(q, 2)
+        if -0.97 <= q <= 0.97 and (kind != "relu" or q >= 0.03):
+            points.append(q)
+    return sorted(set(points))
+
+
+CHECKS: dict[str, Callable[..., list[CheckRow] | tuple[list[CheckRow], str]]] = {
     "weight_decay": check_weight_decay,
+    "large_deviation": check_large_deviation,
 }
 
 
@@ -162,5 +287,6 @@ def run_check(build: Build, fixed: Mapping[str, float], *, draws: int, starts: i
 
     check_constraints(build, Request([], values, {}), given=fixed)
     rng = np.random.default_rng(seed)
-    rows = CHECKS[build.spec.family](build, values, draws=draws, starts=starts, rng=rng)
-    return CheckReport(build.spec.source, rows)
+    result = CHECKS[build.spec.family](build, values, draws=draws, starts=starts, rng=rng)
+    rows, appendix = result if isinstance(result, tuple) else (result, "")
+    return CheckReport(build.spec.source, rows, appendix)

@@ -1,0 +1,83 @@
+"""``netderive check`` on a large-deviation model, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_cli(*args: str, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("NETDERIVE_DEBUG",
+                                                             "NETDERIVE_PROGRESS")}
+    env["NETDERIVE_CACHE_DIR"] = str(cache)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
+                                                      env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def sign_check(kernel_cache_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    work = tmp_path_factory.mktemp("ld-check")
+    return run_cli("check", "ld_sign_dilution", "--draws", "2000", "--seed", "3",
+                   cache=kernel_cache_dir, cwd=work)
+
+
+def test_check_exits_zero_and_all_agree(sign_check) -> None:
+    assert sign_check.returncode == 0, sign_check.stderr
+    assert "Traceback" not in sign_check.stderr
+    out = sign_check.stdout
+    assert "check of" in out and "ld_sign_dilution.toml" in out
+    assert re.search(r"^\d+/\d+ agree: all agree$", out, re.M), out
+
+
+def test_check_rows(sign_check) -> None:
+    """A row per layer for the typical overlap and N Var, the weight correlation, the rate at a
+    point on either side of the typical overlap; each with both numbers, "yes" and a method."""
+    rows = {}
+    for line in sign_check.stdout.splitlines():
+        if re.match(r"^(typical_overlap|overlap_variance|rate_function|weight_correlation) ",
+                    line):
+            rows[line[:34].strip()] = line[34:].split()
+    for layer in (1, 2, 3):
+        assert f"typical_overlap l={layer}" in rows
+        assert f"overlap_variance l={layer}" in rows
+    assert "weight_correlation" in rows
+    rates = [name for name in rows if name.startswith("rate_function L=3 q=")]
+    assert len(rates) == 2, rows
+    for name, fields in rows.items():
+        netderive, reference = float(fields[0]), float(fields[1])
+        assert math.isfinite(netderive) and math.isfinite(reference), name
+        assert "yes" in fields, name
+        assert "|diff| <=" in " ".join(fields), name
+    assert "N=1000" in " ".join(rows["typical_overlap l=1"])
+
+
+def test_check_prints_the_convergence_table(sign_check) -> None:
+    """The table of -(1/N) ln P_N at N = 25, 50, 100, 200 and its extrapolation follows."""
+    out = sign_check.stdout
+    head = next(line for line in out.splitlines() if line.startswith("case"))
+    for column in ("N=25", "N=50", "N=100", "N=200", "extrapolated"):
+        assert column in head
+    table = [line for line in out.splitlines() if line.startswith("ld_sign_dilution ")]
+    assert len(table) == 2
+    for line in table:
+        numbers = [float(x) for x in line.split()[1:9]]
+        kernel, rates, extrapolated = numbers[2], numbers[3:7], numbers[7]
+        assert all(a > b for a, b in zip(rates, rates[1:], strict=False))  # the gap shrinks
+        assert abs(extrapolated - kernel) < 1e-3
+
+
+def test_check_rejects_too_few_draws(kernel_cache_dir: Path, tmp_path: Path) -> None:
+    run = run_cli("check", "ld_sign_dilution", "--draws", "10", cache=kernel_cache_dir,
+                  cwd=tmp_path)
+    assert run.returncode == 2
+    assert "--draws 10" in run.stderr
