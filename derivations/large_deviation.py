@@ -482,10 +482,14 @@ def derive(spec: ModelSpec) -> FormulaSet:
         ]
         envelope, step_rate = line_envelope(rate, Q, Q_PREV), rate
     elif route == "relu":
+        c_prev = rho * Q_PREV
+        finite = sp.And(TILT * Q * (1 - c_prev**2) > -1, TILT * (1 - Q) * (1 + c_prev) < 1)
         items.append(Formula(
-            "one_layer_scgf", sp.log(relu_tilted_mgf(Q, rho * Q_PREV, TILT)),
+            "one_layer_scgf",
+            sp.Piecewise((sp.log(relu_tilted_mgf(Q, c_prev, TILT)), finite), (sp.oo, True)),
             "one-layer SCGF ln M_r(lambda; rho r') = ln E exp(lambda [X - r (Y + Z) / 2]) "
-            "(quadrant closed form)", f"{REF}, section 4.4"))
+            "(quadrant closed form; +inf outside -1/(rD) < lambda < 1/((1-r)(1+c)))",
+            f"{REF}, section 4.4"))
         items += relu_rate_items(rho, relu_scale)
         envelope, step_rate = None, item_symbol("one_layer_rate")
         lower = sp.Integer(0)

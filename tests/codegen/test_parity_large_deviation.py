@@ -24,7 +24,7 @@ MODELS = {
     "tanh_dilution": ("tanh(x)", "dilution"),
 }
 RANGES = {"p": (0.05, 0.6), "input_overlap": (0.3, 1.0), "q_prev": (-0.9, 0.95),
-          "tilt": (-1.5, 1.5), "first_tilt": (-0.5, 0.5)}
+          "tilt": (-0.5, 0.5), "first_tilt": (-0.5, 0.5)}  # tilt: inside the ReLU MGF domain
 TOLERANCE = {"rate_function_legendre": 1e-8, "scgf": 1e-8}
 
 
