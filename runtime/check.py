@@ -168,7 +168,9 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
     function at the last layer against -(1/N) ln P_N from finite-N chains (extrapolated);
     the weight correlation against Monte Carlo of the weights. ``--draws`` sets the sample
     sizes (networks: draws/20 for sign units, draws/2000 otherwise; chain samples at N = 25:
-    draws/20); ``--starts`` is unused."""
+    draws/20); ``--starts`` is unused. The rate is checked where the kernel's rate reaches
+    :data:`LD_RATE_LEVEL`, or at ``--set q=...`` (for sign units moved to the nearest point of
+    the lattice 2k/N - 1 shared by N = 25..200, multiples of 0.08 from -1)."""
     from . import ld_report
     from .reference import large_deviation as ref
     from .reference import large_deviation_sampling as tails
@@ -179,6 +181,13 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
     depth = int(values["depth"])
     rows: list[CheckRow] = []
     items = set(build.quantities)
+    chosen = None
+    if values.get("q") is not None and values["q"] != build.defaults.get("q"):  # --set q=...
+        chosen = _snap(float(values["q"]), model.kind)
+        lowest = 0.03 if model.kind == "relu" else -0.97
+        if not lowest <= chosen <= 0.97:
+            raise UsageError(f"--set q={values['q']:g}: the rate is checked by sampling near q; "
+                             f"allowed: {lowest:g} <= q <= 0.97")
 
     if "weight_correlation" in items:
         batches = [ref.weight_correlation(model.perturbation, model.p, draws, rng)
@@ -232,7 +241,11 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
     if model.kind == "generic" and model.bound is None:
         return rows, "rate function not checked: sampling its tails needs a bounded activation"
     grid, curves = ld_report.kernel_rate_curves(build, values, rate_depth)
-    points = [(rate_depth, q) for q in _rate_points(grid, curves[rate_depth - 1], model.kind)]
+    if chosen is not None:
+        points = [(rate_depth, chosen)]
+    else:
+        points = [(rate_depth, q) for q in _rate_points(grid, curves[rate_depth - 1],
+                                                         model.kind)]
     table = ld_report.convergence_rows(build, points, samples=max(500, draws // 20), rng=rng,
                                        values={**values, "depth": rate_depth})
     for row in table:
@@ -260,11 +273,15 @@ def _rate_points(grid: np.ndarray, rate: np.ndarray, kind: str) -> list[float]:
         hit = next((i for i in side if rate[i] >= LD_RATE_LEVEL), None)
         if hit is None:
             continue
-        q = float(grid[hit])
-        q = -1.0 + 0.08 * round((q + 1.0) / 0.08) if kind == "sign" else round(q, 2)
+        q = _snap(float(grid[hit]), kind)
         if -0.97 <= q <= 0.97 and (kind != "relu" or q >= 0.03):
             points.append(q)
     return sorted(set(points))
+
+
+def _snap(q: float, kind: str) -> float:
+    """``q`` on the lattice 2k/N - 1 of every N = 25, 50, 100, 200 (sign units), else to 0.01."""
+    return round(-1.0 + 0.08 * round((q + 1.0) / 0.08), 10) if kind == "sign" else round(q, 2)
 
 
 CHECKS: dict[str, Callable[..., list[CheckRow] | tuple[list[CheckRow], str]]] = {

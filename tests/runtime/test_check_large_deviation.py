@@ -81,3 +81,16 @@ def test_check_rejects_too_few_draws(kernel_cache_dir: Path, tmp_path: Path) -> 
                   cwd=tmp_path)
     assert run.returncode == 2
     assert "--draws 10" in run.stderr
+
+
+def test_check_rate_at_a_chosen_overlap(kernel_cache_dir: Path, tmp_path: Path) -> None:
+    """``--set q=0.3``: the rate is checked there (sign units: the nearest point of the lattice
+    shared by N = 25..200, 0.28); an overlap the samplers cannot reach is a usage error."""
+    run = run_cli("check", "ld_sign_dilution", "--set", "q=0.3", "--draws", "500",
+                  cache=kernel_cache_dir, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    rates = [line for line in run.stdout.splitlines() if line.startswith("rate_function")]
+    assert len(rates) == 1 and rates[0].startswith("rate_function L=3 q=0.28"), run.stdout
+    bad = run_cli("check", "ld_sign_dilution", "--set", "q=0.99", "--draws", "500",
+                  cache=kernel_cache_dir, cwd=tmp_path)
+    assert bad.returncode == 2 and "q <= 0.97" in bad.stderr, bad.stderr
