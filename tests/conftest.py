@@ -49,7 +49,7 @@ Z1, Z2 = sp.symbols("z1 z2", real=True)
 Y = sp.Symbol("y", real=True)
 Y_PREV = sp.Symbol("y_prev", real=True)
 #: grid of the toy min-plus recursions
-TOY_GRID = (-3, 3, 31)
+TOY_GRID = (-3, 3, 19)
 
 #: Ranges of the random test points of the toy set, per parameter.
 TOY_RANGES = {"a": (0.5, 3.0), "q": (-1.0, 1.0), "t": (-2.0, 2.0), "K": (1, 8),

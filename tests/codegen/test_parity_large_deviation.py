@@ -32,7 +32,7 @@ TOLERANCE = {"rate_function_legendre": 1e-8, "scgf": 1e-8}
 def model(request, kernel_cache_dir):
     activation, perturbation = MODELS[request.param]
     raw = {"family": "large_deviation", "activation": activation,
-           "perturbation": perturbation, "p": 0.2, "depth": 2, "grid_size": 9}
+           "perturbation": perturbation, "p": 0.2, "depth": 2, "grid_size": 7}
     fs = derive(parse_model(raw, f"parity_{request.param}.toml"))
     return request.param, fs, compile_formulas(fs)
 
