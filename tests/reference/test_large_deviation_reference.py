@@ -379,6 +379,7 @@ def test_full_sign_network_dilution_n201() -> None:
     assert nvar[0] == pytest.approx(1 - exact_q1**2, rel=0.1)
 
 
+@pytest.mark.slow  # the kernels' typical overlaps are sampled in test_large_deviation_sampling
 def test_full_relu_network_dilution_n400() -> None:
     """Section 6: ReLU, dil .1, N = 400 (notes: 6k nets; here 1500)."""
     rng = np.random.default_rng(303)
@@ -402,6 +403,7 @@ def test_full_relu_network_dilution_n400() -> None:
     assert np.all(np.abs(samples.q.mean(axis=0) - SIM_RELU_DIL1_N400_Q) <= q_tol)
 
 
+@pytest.mark.slow  # the kernels' typical overlaps are sampled in test_large_deviation_sampling
 def test_full_relu_network_binarization_n200() -> None:
     """Section 6: ReLU, bin, N = 200, r_1..r_4."""
     rng = np.random.default_rng(304)
