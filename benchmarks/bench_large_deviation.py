@@ -369,10 +369,12 @@ def part_scaling(k, numpy_rate: NumpyRate, args) -> None:
            "numpy DP", "numpy DP / kernel envelope", "numpy/qhull envelope",
            "qhull / kernel envelope", "max abs diff kernel DP vs envelope (all L rows)",
            "max abs diff numpy DP / qhull vs kernel envelope"], out)
+    from codegen.numba_backend import DP_MATRIX_LIMIT
+
     print("Times per curve (all L rows, wall, min over calls within "
           f"{args.budget} s); ratios within one run.  The generated DP tabulates J in a G x G "
-          "matrix only for G <= 2048 (DP_MATRIX_LIMIT) and re-evaluates J (asin, logs) inside "
-          "the loop above that.\n")
+          f"matrix only for G <= {DP_MATRIX_LIMIT} (DP_MATRIX_LIMIT) and re-evaluates J "
+          "(asin, logs) inside the loop above that.\n")
 
 
 # -- part 3: equal accuracy against the finite-N estimates -------------------------------------
@@ -540,7 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--p", type=float, default=0.1, help="p of parts 2 and 4")
     parser.add_argument("--scaling-sizes", type=int, nargs="+", default=[501, 1001, 2001, 4001])
     parser.add_argument("--dp-max-grid", type=int, default=4001,
-                        help="skip the kernel DP above this G (it is slow above 2048)")
+                        help="skip the kernel DP above this G (it re-evaluates J above "
+                        "DP_MATRIX_LIMIT)")
     parser.add_argument("--accuracy", type=float, default=1e-3)
     parser.add_argument("--q-points", type=float, nargs="+", default=[-0.5, 0.0, 0.25, 0.5, 0.9])
     parser.add_argument("--chain-n", type=int, nargs="+",
