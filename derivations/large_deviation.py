@@ -79,6 +79,7 @@ W = sp.Symbol("w", real=True)
 PROBABILITY = Domain(0.0, 1.0, upper_closed=False)
 OVERLAP = Domain(-1.0, 1.0)
 GRID_DOMAIN = Domain(3.0, 20001.0, integer=True)
+DEPTH_DOMAIN = Domain(1.0, 1000.0, integer=True)
 #: Gauss-Hermite nodes per variable for activations without a closed form: the mean-field
 #: maps (evaluated a few times per call) and the tilted moments of the rate function
 #: (evaluated in every cell of the dynamic programming).  Measured on tanh, sigma_w^2 = 1.5:
@@ -236,12 +237,16 @@ def sign_saddle_items(mu_of: callable, dmu_of: callable) -> list[Item]:
     # the feasible theta_1 form a narrow interval for deep nets: scan it finely
     bound = sp.Min(sp.Integer(TILT_RANGE), sp.Rational(101, 100) * dmu_of(sp.Integer(1))
                    / (1 - sp.Abs(mu_of(sp.Integer(1)))))
-    bracket = (-bound, bound)
+    # one layer: theta_1 = lambda itself, bounded only by the search range
+    one_layer = sp.Eq(DEPTH, 1)
+    overlap_bound = sp.Piecewise((sp.Integer(TILT_RANGE), one_layer), (bound, True))
+    tilt_bound = sp.Piecewise((sp.Abs(TILT) + 1, one_layer), (bound, True))
     items += [
         Root("tilt_for_overlap", FIRST_TILT, item_symbol("saddle_overlap") - Q, sp.nan,
-             bracket, "theta_1 of the saddle path that ends at q_L = q", ref,
-             scan_points=SHOOTING_SCAN, internal=True),
-        Root("tilt_for_scgf", FIRST_TILT, item_symbol("saddle_tilt") - TILT, sp.nan, bracket,
+             (-overlap_bound, overlap_bound), "theta_1 of the saddle path that ends at q_L = q",
+             ref, scan_points=SHOOTING_SCAN, internal=True),
+        Root("tilt_for_scgf", FIRST_TILT, item_symbol("saddle_tilt") - TILT, sp.nan,
+             (-tilt_bound, tilt_bound),
              "theta_1 of the saddle path with theta_L = lambda", ref, scan_points=SHOOTING_SCAN,
              internal=True),
         Recurrence("rate_function_legendre", (FIRST_TILT,), (FIRST_TILT,),
@@ -430,12 +435,13 @@ def derive(spec: ModelSpec) -> FormulaSet:
         Parameter(P, "dilution probability p (fraction of weights set to zero; unused by "
                   "binarization)",
                   PROBABILITY, spec.get("p", 0.0), "p"),
-        Parameter(DEPTH, "number of layers L", POSITIVE_INTEGER, spec["depth"], "L"),
+        Parameter(DEPTH, "number of layers L", DEPTH_DOMAIN, spec["depth"], "L"),
         Parameter(Q0, "input overlap q_0", OVERLAP, spec["input_overlap"], "q_0"),
         Parameter(Q, "output overlap at which the rate function is evaluated", REAL, 0.5, "q"),
         Parameter(Q_PREV, "overlap at the previous layer (argument of the one-layer rate)",
                   OVERLAP, 1.0, "q'"),
-        Parameter(GRID, "points of the dynamic-programming grid", GRID_DOMAIN,
+        Parameter(GRID, "points of the dynamic-programming grid (odd: q = 0 on the grid)",
+                  GRID_DOMAIN,
                   default_grid, "G"),
     ]
     items: list[Item] = [Formula(

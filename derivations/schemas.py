@@ -104,10 +104,6 @@ def _validate_large_deviation(source: str, values: dict[str, Any]) -> None:
     if values["perturbation"] == "dilution" and "p" not in values:
         raise ModelError(source, "p", "missing (dilution needs the fraction of weights removed)",
                          "a number in [0, 1)", show_value=False)
-    grid = values.get("grid_size")
-    if grid is not None and grid % 2 == 0:
-        raise ModelError(source, "grid_size", "even: the grid would miss q = 0",
-                         "an odd integer in [3, 20001]", grid)
 
 
 LARGE_DEVIATION = Schema(
@@ -121,7 +117,8 @@ LARGE_DEVIATION = Schema(
                  "dilution probability: the fraction of weights set to zero"),
         "depth": Key(integer(1, 1000), "number of layers L", required=True),
         "input_overlap": Key(number(-1.0, 1.0), "overlap q_0 of the two inputs", default=1.0),
-        "grid_size": Key(integer(3, 20001), "points of the dynamic-programming grid (odd)"),
+        "grid_size": Key(integer(3, 20001),
+                         "points of the dynamic-programming grid (odd keeps q = 0 on it)"),
         "weight_variance": Key(number(0.0, LARGEST, lower_open=True),
                                "sigma_w^2 = N Var W (matters only for non-homogeneous "
                                "activations)", default=1.0),

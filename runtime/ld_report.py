@@ -119,7 +119,7 @@ def numpy_activation(text: str) -> Callable[[np.ndarray], np.ndarray]:
     from derivations.activation import ACTIVATION_VARIABLE, parse_activation
 
     expr = parse_activation(text, "activation")
-    f = sp.lambdify(ACTIVATION_VARIABLE, expr, modules="numpy")
+    f = sp.lambdify(ACTIVATION_VARIABLE, expr, modules=["scipy", "numpy"])  # scipy: erf
 
     def phi(x: np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.asarray(f(x), dtype=float), np.shape(x))

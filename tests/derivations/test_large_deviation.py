@@ -167,7 +167,7 @@ BASE = {"family": "large_deviation", "activation": "sign", "perturbation": "dilu
     ({"p": None}, "p: missing"),
     ({"depth": 0}, "depth"),
     ({"input_overlap": 1.5}, "input_overlap"),
-    ({"grid_size": 1000}, "even"),
+    ({"grid_size": 2}, "grid_size"),
     ({"activation": "x**"}, "activation"),
     ({"activation": "__import__('os')"}, "activation"),
 ])

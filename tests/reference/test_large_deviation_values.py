@@ -237,3 +237,16 @@ def test_relu_one_layer_rate_at_the_ends(models) -> None:
     assert at_zero == pytest.approx(-math.log(0.75 - math.asin(c) / (2 * math.pi)), abs=1e-8)
     at_one = _call(k, fs, "one_layer_rate", q=1.0, q_prev=0.8, p=0.1)
     assert at_one == pytest.approx(-math.log(0.25 + math.asin(c) / (2 * math.pi)), abs=1e-4)
+
+
+def test_one_layer_saddle_route_has_no_tilt_bound(models) -> None:
+    """L = 1: theta_1 = lambda, so the SCGF is ln(cosh + mu sinh) for any tilt, and the
+    Legendre rate reaches the ends q = +-0.99 (exact: the binary relative entropy)."""
+    fs, k = models[("sign", "dilution")]
+    mu = 2 / math.pi * math.asin(math.sqrt(0.9))
+    for lam in (-20.0, -5.0, 5.0, 20.0):
+        want = math.log(math.cosh(lam) + mu * math.sinh(lam))
+        assert _call(k, fs, "scgf", depth=1, tilt=lam) == pytest.approx(want, abs=1e-9)
+    for q in (-0.99, 0.99):
+        assert _call(k, fs, "rate_function_legendre", depth=1, q=q) == pytest.approx(
+            _call(k, fs, "one_layer_rate", q=q, q_prev=1.0), rel=1e-9)
