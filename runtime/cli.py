@@ -93,6 +93,8 @@ def _split_sets(build_, assignments: list[str], option: str = "--set"):
         label = f"{option} {text}"
         if name in build_.params:
             params[name] = parse_number(value, label)
+        elif name in schema_keys and isinstance(build_.spec.get(name), str):
+            structural[name] = value  # a text key (activation, perturbation): validated below
         elif name in schema_keys:
             number = parse_number(value, label)
             structural[name] = int(number) if number.is_integer() else number

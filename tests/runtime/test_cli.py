@@ -665,3 +665,17 @@ def test_unusable_cache_dir_is_a_one_line_error(env, tmp_path: Path) -> None:
 def test_huge_values_are_refused_not_nan(cli, built: Run, work: Path) -> None:
     run = cli("eval", "weight_decay", "b_star", "--set", "weight_decay=1e308", cwd=work)
     assert run.returncode == 2 and "allowed" in run.stderr
+
+
+def test_eval_set_text_key_rederives(cli, tmp_path: Path) -> None:
+    """--set on a text model key (perturbation) derives the other model: sign units with
+    binarization, L = 3, typical overlap 0.588095, 0.310938, 0.159608 (notes section 6)."""
+    run = ok(cli("eval", "ld_sign_dilution", "typical_overlap", "--set",
+                 "perturbation=binarization", "--csv", "-", cwd=tmp_path))
+    header, *rows = run.stdout.strip().splitlines()
+    assert header == "typical_overlap"
+    assert float(rows[0]) == pytest.approx(0.159608, abs=5e-7)
+    bad = cli("eval", "ld_sign_dilution", "typical_overlap", "--set", "perturbation=pruning",
+              cwd=tmp_path)
+    assert bad.returncode == 2 and "perturbation" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
