@@ -80,6 +80,12 @@ class KernelPrinter:
         """Symbol name -> local variable: item symbols get ``_v_`` prefixes."""
         return {i.name: _local(i.name) for i in self.fs.items}
 
+    @staticmethod
+    def dependencies_in(exprs, deps: tuple[str, ...]) -> tuple[str, ...]:
+        """The items of ``deps`` that ``exprs`` use, in definition order."""
+        found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
+        return tuple(d for d in deps if d in found)
+
     def dependency_lines(self, deps: tuple[str, ...], indent: str) -> list[str]:
         lines = []
         for dep in deps:
@@ -145,14 +151,10 @@ class KernelPrinter:
         moving = tuple(d for d in all_deps if set(self.fs.arguments(d)) & moving_names)
         fixed = tuple(d for d in all_deps if d not in moving)
 
-        def uses(exprs, deps: tuple[str, ...]) -> tuple[str, ...]:
-            found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
-            return tuple(d for d in deps if d in found)
-
-        if uses([*item.init, item.steps], moving):
+        if self.dependencies_in([*item.init, item.steps], moving):
             raise CodegenError(f"recurrence {item.name}: its initial state or number of steps "
                                "uses an item that depends on the state")
-        out_moving = uses([item.output], moving)
+        out_moving = self.dependencies_in([item.output], moving)
         if item.index is not None and any(
                 item.index.name in self.fs.arguments(d) for d in out_moving):
             raise CodegenError(f"recurrence {item.name}: its output uses an item that depends "
@@ -166,7 +168,8 @@ class KernelPrinter:
         steps = NumbaExpressionPrinter(names).doprint(item.steps)
         loop = [f"    for {k}_int in range(int({steps})):",
                 f"        {k} = float({k}_int)",
-                *self.dependency_lines(uses(item.step, moving), "        "), *step_temps]
+                *self.dependency_lines(self.dependencies_in(item.step, moving), "        "),
+                *step_temps]
         loop += [f"        _n{j} = {v}" for j, v in enumerate(step_vals)]
         loop += [f"        {s} = _n{j}" for j, s in enumerate(state)]
         final = (self.header(item, args) + body + loop
@@ -193,18 +196,14 @@ class KernelPrinter:
         helper_args = ", ".join([x, *args])
         deps = self.fs.dependencies(item)
 
-        def used(exprs: list) -> tuple[str, ...]:
-            """The dependencies that ``exprs`` use, in definition order."""
-            found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
-            return tuple(d for d in deps if d in found)
-
         # each helper evaluates the dependencies it uses, at the current iterate
         g_temps, (g_val, dg_val) = print_assignments(
             [item.equation, item.derivative], names, "    ")
         blocks = ["\n".join([
             NJIT,
             f"def _{item.name}_equation({helper_args}):",
-            *self.dependency_lines(used([item.equation, item.derivative]), "    "),
+            *self.dependency_lines(
+                self.dependencies_in([item.equation, item.derivative], deps), "    "),
             *g_temps,
             f"    return {g_val}, {dg_val}",
         ])]
@@ -213,7 +212,7 @@ class KernelPrinter:
             blocks.append("\n".join([
                 NJIT,
                 f"def _{item.name}_objective({helper_args}):",
-                *self.dependency_lines(used([item.objective]), "    "),
+                *self.dependency_lines(self.dependencies_in([item.objective], deps), "    "),
                 *o_temps,
                 f"    return {o_val}",
             ]))
@@ -240,7 +239,7 @@ class KernelPrinter:
             "    return _x",
         ]))
         bracket_exprs = [*item.bracket, item.fallback, *item.candidates]
-        fixed = used(bracket_exprs)
+        fixed = self.dependencies_in(bracket_exprs, deps)
         if any(x in self.fs.arguments(d) for d in fixed) or any(
             sym.name == x for e in bracket_exprs for sym in sp.sympify(e).free_symbols
         ):
@@ -329,10 +328,6 @@ class KernelPrinter:
         more = "".join(f", {a}" for a in curve_args)
         deps = self.fs.dependencies(item)
 
-        def used(exprs: list) -> tuple[str, ...]:
-            found = {s.name for e in exprs for s in sp.sympify(e).free_symbols}
-            return tuple(d for d in deps if d in found)
-
         rate_params = [x, xp, *([k] if k else [])]
         blocks = []
         r_temps, (r_val,) = print_assignments([item.step_rate], names, "    ")
@@ -340,7 +335,7 @@ class KernelPrinter:
             NJIT,
             f"def _{item.name}_rate({', '.join([*rate_params, *curve_args])}):",
             f'    """One-stage rate J({x} | {xp}); NaN counts as +inf."""',
-            *self.dependency_lines(used([item.step_rate]), "    "),
+            *self.dependency_lines(self.dependencies_in([item.step_rate], deps), "    "),
             *r_temps,
             f"    _v = {r_val}",
             "    return _v if _v == _v else math.inf",
@@ -351,7 +346,7 @@ class KernelPrinter:
             return f"_{item.name}_rate({a}, {b}{stage_value if k else ''}{more})"
 
         fixed_exprs = [item.lower, item.upper, item.start, item.steps, item.grid_size]
-        fixed = used(fixed_exprs)
+        fixed = self.dependencies_in(fixed_exprs, deps)
         bound = {xp, *([k] if k else [])} | {x}
         if any(set(self.fs.arguments(d)) & bound for d in fixed) or any(
             sym.name in bound for e in fixed_exprs for sym in sp.sympify(e).free_symbols
@@ -424,7 +419,7 @@ class KernelPrinter:
                 NJIT,
                 f"def _{item.name}_abscissa({', '.join([x, *curve_args])}):",
                 '    """Offset A(x) and abscissa X(x) of the line envelope."""',
-                *self.dependency_lines(used([offset, abscissa]), "    "),
+                *self.dependency_lines(self.dependencies_in([offset, abscissa], deps), "    "),
                 *a_temps,
                 f"    return {a_off}, {a_abs}",
             ]))
@@ -432,7 +427,7 @@ class KernelPrinter:
                 NJIT,
                 f"def _{item.name}_line({', '.join([xp, *curve_args])}):",
                 '    """Slope m(x\') and intercept c(x\') of the line of the old state x\'."""',
-                *self.dependency_lines(used([slope, intercept]), "    "),
+                *self.dependency_lines(self.dependencies_in([slope, intercept], deps), "    "),
                 *l_temps,
                 f"    return {l_slope}, {l_icpt}",
             ]))
