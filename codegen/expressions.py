@@ -21,9 +21,38 @@ class NumbaExpressionPrinter(PythonCodePrinter):
 
     printmethod = "_numbacode"
 
-    def __init__(self, names: Mapping[str, str] | None = None) -> None:
+    def __init__(self, names: Mapping[str, str] | None = None,
+                 arrays: Mapping[str, str] | None = None,
+                 integers: frozenset[str] = frozenset()) -> None:
         super().__init__({"strict": True, "fully_qualified_modules": True})
         self._names = dict(names or {})
+        self._arrays = dict(arrays or {})
+        self._integers = integers
+
+    def array_element(self, expr: sp.Expr) -> str:
+        """``name[i, j]`` for an element of an array of an ArrayProgram."""
+        indices = ", ".join(self._index(a) for a in expr.args)
+        return f"{self._arrays[expr.func.__name__]}[{indices}]"
+
+    def _index(self, expr: sp.Expr) -> str:
+        """An integer index: loop indices as they are, parameters truncated by ``int``."""
+        if expr.is_Integer:
+            return str(int(expr))
+        if expr.is_Symbol:
+            name = self._print_Symbol(expr)
+            return name if expr.name in self._integers else f"int({name})"
+        if expr.is_Add:
+            return "(" + " + ".join(self._index(a) for a in expr.args) + ")"
+        if expr.is_Mul:
+            return "(" + "*".join(self._index(a) for a in expr.args) + ")"
+        return f"int({self._print(expr)})"
+
+    def _print_Function(self, expr: sp.Expr) -> str:
+        if isinstance(expr, sp.core.function.AppliedUndef):
+            if expr.func.__name__ in self._arrays:
+                return self.array_element(expr)
+            raise CodegenError(f"undefined function {expr.func.__name__} in {expr}")
+        return super()._print_Function(expr)
 
     def doprint(self, expr: sp.Expr, assign_to: str | None = None) -> str:
         try:
@@ -106,14 +135,30 @@ def print_assignments(
     names: Mapping[str, str],
     indent: str,
     temp_prefix: str = "_t",
+    arrays: Mapping[str, str] | None = None,
+    integers: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[str]]:
     """CSE over ``exprs`` (one ``sympy.cse`` call), printed as assignment lines.
 
-    Returns (lines of temporaries, printed reduced expressions).
+    ``arrays`` maps the array names of an ArrayProgram to variables; their elements are
+    read as ``var[i, j]`` (kept out of the CSE, so index arithmetic stays integer) and
+    ``integers`` are the names of the loop indices.  Returns (lines of temporaries,
+    printed reduced expressions).
     """
     exprs = [sp.sympify(e) for e in exprs]
+    names = dict(names)
+    if arrays:
+        element_printer = NumbaExpressionPrinter(names, arrays, integers)
+        elements = sorted({el for e in exprs for el in e.atoms(sp.Function)
+                           if isinstance(el, sp.core.function.AppliedUndef)}, key=sp.srepr)
+        placeholders = {}
+        for k, el in enumerate(elements):
+            symbol = sp.Symbol(f"{temp_prefix}_el{k}", real=True)
+            placeholders[el] = symbol
+            names[symbol.name] = element_printer.array_element(el)
+        exprs = [e.xreplace(placeholders) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=sp.numbered_symbols(temp_prefix),
                                    order="none")
-    printer = NumbaExpressionPrinter(names)
+    printer = NumbaExpressionPrinter(names, arrays, integers)
     lines = [f"{indent}{sym.name} = {printer.doprint(val)}" for sym, val in replacements]
     return lines, [printer.doprint(e) for e in reduced]

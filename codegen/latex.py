@@ -9,6 +9,8 @@ from __future__ import annotations
 import sympy as sp
 
 from derivations.ir import (
+    ArrayProgram,
+    ArrayStatement,
     Expectation,
     Formula,
     FormulaSet,
@@ -135,6 +137,54 @@ class LatexPrinter:
                         rf"\underbrace{{{abscissa}}}_{{X({x})}}\,\underbrace{{{slope}}}_"
                         rf"{{m({xp})}} + \underbrace{{{intercept}}}_{{c({xp})}}"
                         r"\quad\text{(lower envelope of lines)}")
+        return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
+
+    def _array_tex(self, expr: sp.Expr, shapes: dict[str, tuple[int, ...]]) -> str:
+        latex_names = dict(self.fs.latex_names)
+        names = dict(self.symbol_names)
+
+        def indexed(el: sp.Expr) -> sp.Expr:
+            name = el.func.__name__
+            label = sp.Symbol(f"array_{name}")
+            names[label] = latex_names.get(name, r"\mathrm{" + name.replace("_", r"\_") + "}")
+            return sp.Indexed(sp.IndexedBase(label), *el.args)
+
+        replaced = sp.sympify(expr).replace(
+            lambda e: isinstance(e, sp.core.function.AppliedUndef) and e.func.__name__ in shapes,
+            indexed)
+        return sp.latex(replaced, symbol_names=names)
+
+    def _array_statement(self, st: ArrayStatement, shapes: dict[str, tuple[int, ...]]) -> str:
+        target = self._array_tex(st.target, shapes)
+        value = self._array_tex(st.value, shapes)
+        loops = {s for s, _ in st.loops}
+        summed = sorted((sp.sympify(st.value).free_symbols & loops) - st.target.free_symbols,
+                        key=lambda s: s.name)
+        sigma = ""
+        if st.accumulate and summed:
+            sigma = r"\sum_{" + ",".join(self.tex(s) for s in summed) + "} "
+        op = r"\mathrel{+}=" if st.accumulate else "="
+        if st.accumulate and sigma and isinstance(sp.sympify(st.value), sp.Add):
+            value = rf"\left({value}\right)"
+        note = rf"\quad\text{{{_escape(st.meaning)}}}" if st.meaning else ""
+        return f"{target} &{op} {sigma}{value}{note}"
+
+    def _emit_ArrayProgram(self, item: ArrayProgram) -> str:
+        shapes = item.shapes()
+        latex_names = dict(self.fs.latex_names)
+        declared = []
+        for name, shape in shapes.items():
+            tex = latex_names.get(name, r"\mathrm{" + name.replace("_", r"\_") + "}")
+            dims = r"\times ".join(str(d) for d in shape) or "1"
+            declared.append(rf"{tex}\in\mathbb{{R}}^{{{dims}}}")
+        rows = [r"&\text{arrays: } " + ",\\ ".join(declared)]
+        rows += [self._array_statement(st, shapes) for st in item.setup]
+        if item.body:
+            rows.append(rf"&\text{{repeat }}{self.tex(item.steps)}\text{{ times (one step "
+                        r"$t \to t+1$, all right-hand sides at step $t$):}}")
+            rows += [self._array_statement(st, shapes) for st in item.body]
+        rows += [self._array_statement(st, shapes) for st in item.finish]
+        rows.append(f"{self.lhs(item)} &= {self._array_tex(item.output, shapes)}")
         return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
 
     def parameter_rows(self) -> list[tuple[str, str, str, str]]:

@@ -27,6 +27,8 @@ import numpy as np
 import sympy as sp
 
 from derivations.ir import (
+    ArrayProgram,
+    ArrayStatement,
     Expectation,
     Formula,
     FormulaSet,
@@ -67,6 +69,7 @@ class KernelPrinter:
         self.fs = fs
         self._gauss_hermite_orders: set[int] = set()
         self._needs_interpolation = False
+        self._array_constants: list[str] = []
         generated = {f"{i.name}{s}" for i in fs.items
                      for s in ("_grid", "_grid_serial", "_trajectory", "_curves", "_curves_dp")}
         for name in [p.name for p in fs.params] + [i.name for i in fs.items]:
@@ -519,6 +522,46 @@ class KernelPrinter:
             ]))
         return "\n\n\n".join(blocks)
 
+    def _statement_lines(self, st: ArrayStatement, names: dict[str, str],
+                         arrays: dict[str, str], indent: str) -> list[str]:
+        loops = {s.name: f"_i_{s.name}" for s, _ in st.loops}
+        local = {**names, **loops}
+        integers = frozenset(loops)
+        lines = []
+        for depth, (s, extent) in enumerate(st.loops):
+            lines.append(f"{indent}{'    ' * depth}for {loops[s.name]} in range({extent}):")
+        inner = indent + "    " * len(st.loops)
+        temps, (value,) = print_assignments([st.value], local, inner, "_t", arrays, integers)
+        target = NumbaExpressionPrinter(local, arrays, integers).array_element(st.target)
+        op = "+=" if st.accumulate else "="
+        return lines + temps + [f"{inner}{target} {op} {value}"]
+
+    def _emit_ArrayProgram(self, item: ArrayProgram, args: tuple[str, ...]) -> str:
+        names = self.names(item)
+        shapes = item.shapes()
+        arrays = {name: f"_a_{name}" for name in shapes}
+        lines = self.header(item, args)
+        lines += self.dependency_lines(self.fs.dependencies(item), "    ")
+        for c in item.constants:
+            const = f"_K_{item.name}_{c.name}"
+            values = ", ".join(repr(float(v)) for v in c.values)
+            self._array_constants.append(
+                f"{const} = np.array([{values}], dtype=np.float64).reshape({tuple(c.shape)!r})")
+            lines.append(f"    {arrays[c.name]} = {const}")
+        for name, shape in item.arrays:
+            lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
+        for st in item.setup:
+            lines += self._statement_lines(st, names, arrays, "    ")
+        steps = NumbaExpressionPrinter(names).doprint(item.steps)
+        if item.body:
+            lines.append(f"    for _step in range(int({steps})):")
+            for st in item.body:
+                lines += self._statement_lines(st, names, arrays, "        ")
+        for st in item.finish:
+            lines += self._statement_lines(st, names, arrays, "    ")
+        temps, (value,) = print_assignments([item.output], names, "    ", "_o", arrays)
+        return "\n".join(lines + temps + [f"    return {value}"])
+
     # -- module --------------------------------------------------------------------
     def module(self, content_hash: str, spec_hash: str, source: str) -> str:
         bodies = [self.emit(item) for item in self.fs.items]
@@ -546,6 +589,7 @@ class KernelPrinter:
             f"KERNEL_ARGUMENTS = {kernel_args!r}",
             f"QUANTITIES = {self.fs.quantities!r}",
             *tables,
+            *self._array_constants,
         ]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(bodies) + "\n"
 

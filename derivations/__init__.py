@@ -15,9 +15,10 @@ if TYPE_CHECKING:
 
 
 def _families() -> dict[str, Callable[[ModelSpec], FormulaSet]]:
-    from . import large_deviation, weight_decay
+    from . import expectation, large_deviation, weight_decay
 
     return {
+        "expectation": expectation.derive,
         "weight_decay": weight_decay.derive,
         "large_deviation": large_deviation.derive,
     }

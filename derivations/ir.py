@@ -19,6 +19,9 @@ Item kinds
   or Gauss-Hermite quadrature of a stated order
 - :class:`MinPlusRecursion` ``I_{k+1}(x) = min_{x'} [I_k(x') + J(x | x')]`` on a grid (dynamic
   programming of a contraction principle), with an optional lower envelope of lines
+- :class:`ArrayProgram` loop nests over fixed-size arrays (index notation): a set-up, a
+  one-step map repeated ``steps`` times and a scalar output; for tensor recursions
+  (moment maps of training dynamics) whose size is fixed by the model
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from .domain import (  # noqa: F401  (re-exported: the IR's parameter domains)
 )
 
 #: Bump when the meaning of the IR or of the generated code changes.
-IR_VERSION = "2"
+IR_VERSION = "3"
 
 
 class DerivationError(Exception):
@@ -299,8 +302,153 @@ class MinPlusRecursion:
         return (self.previous, *((self.index,) if self.index is not None else ()))
 
 
-Item = Formula | Recurrence | Root | Expectation | MinPlusRecursion
-ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation, MinPlusRecursion)
+def array_element(name: str, *indices: sp.Expr) -> sp.Expr:
+    """The element ``name[indices]`` of an array of an :class:`ArrayProgram`."""
+    return sp.Function(name)(*indices)
+
+
+def array_elements(expr: sp.Expr) -> set[sp.Expr]:
+    """The array elements (applied undefined functions) in ``expr``."""
+    return {f for f in sp.sympify(expr).atoms(sp.Function)
+            if isinstance(f, sp.core.function.AppliedUndef)}
+
+
+@dataclass(frozen=True)
+class ArrayConstant:
+    """A fixed array (data of the model file), row-major ``values`` of ``shape``."""
+
+    name: str
+    shape: tuple[int, ...]
+    values: tuple[float, ...]
+    meaning: str
+
+    def __post_init__(self) -> None:
+        _check_identifier(self.name, "array")
+        size = 1
+        for n in self.shape:
+            size *= n
+        if size != len(self.values):
+            raise DerivationError(f"array {self.name}: {len(self.values)} values for shape "
+                                  f"{self.shape}")
+
+
+@dataclass(frozen=True)
+class ArrayStatement:
+    r"""``target op= value`` for every value of the ``loops`` (index, extent) pairs.
+
+    ``target`` is one array element whose indices are expressions of the loop indices
+    (a scatter such as ``dz(a, i, 8 + 2*i + j)`` is allowed); with ``accumulate`` the
+    value is added (indices of ``value`` absent from ``target`` are summed over), else
+    assigned.  Every index runs over ``range(extent)``.
+    """
+
+    target: sp.Expr
+    value: sp.Expr
+    loops: tuple[tuple[sp.Symbol, int], ...] = ()
+    accumulate: bool = False
+    meaning: str = ""
+
+
+@dataclass(frozen=True)
+class ArrayProgram:
+    r"""A loop-nest program over fixed-size arrays, with a scalar result.
+
+    ``constants`` are data arrays; ``arrays`` (name, shape) are work arrays, zero at the
+    start.  ``setup`` runs once, ``body`` runs ``steps`` times (a parameter or an integer:
+    one step of a recursion, never unrolled), then ``finish`` once; the value is
+    ``output``, a scalar expression of array elements, parameters and earlier items (an
+    index that is a parameter is truncated to an integer).  Array shapes are fixed when
+    the model is derived (widths and data sizes are structural); scalar parameters
+    enter the values.
+    """
+
+    name: str
+    constants: tuple[ArrayConstant, ...]
+    arrays: tuple[tuple[str, tuple[int, ...]], ...]
+    setup: tuple[ArrayStatement, ...]
+    steps: sp.Expr
+    body: tuple[ArrayStatement, ...]
+    finish: tuple[ArrayStatement, ...]
+    output: sp.Expr
+    meaning: str
+    ref: str
+    internal: bool = False
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.steps, sp.Symbol) or (
+                isinstance(self.steps, sp.Integer) and self.steps >= 0)):
+            raise DerivationError(f"array program {self.name}: steps must be a parameter "
+                                  "symbol or an integer >= 0")
+        shapes = self.shapes()
+        if len(shapes) != len(self.constants) + len(self.arrays):
+            raise DerivationError(f"array program {self.name}: an array name is used twice")
+        for name in shapes:
+            _check_identifier(name, "array")
+        for where, statements in (("setup", self.setup), ("body", self.body),
+                                  ("finish", self.finish)):
+            for st in statements:
+                label = f"array program {self.name}, {where} statement {st.target}"
+                targets = array_elements(st.target)
+                if len(targets) != 1 or st.target not in targets:
+                    raise DerivationError(f"{label}: the target must be one array element")
+                if st.target.func.__name__ in {c.name for c in self.constants}:
+                    raise DerivationError(f"{label}: assigns to a constant array")
+                loop_names = [s.name for s, _ in st.loops]
+                if len(set(loop_names)) != len(loop_names):
+                    raise DerivationError(f"{label}: an index is looped over twice")
+                for s, extent in st.loops:
+                    if not (isinstance(extent, int) and extent >= 1):
+                        raise DerivationError(f"{label}: extent of {s} must be an int >= 1")
+                self._check_elements(label, (st.target, st.value), shapes)
+        indices = set(self.bound_symbols())
+        for st in self.statements():
+            stray = (st.target.free_symbols | sp.sympify(st.value).free_symbols) & indices \
+                - {s for s, _ in st.loops}
+            if stray:
+                raise DerivationError(f"array program {self.name}, statement {st.target}: "
+                                      f"indices {sorted(s.name for s in stray)} are not looped "
+                                      "over")
+        if sp.sympify(self.output).free_symbols & indices:
+            raise DerivationError(f"array program {self.name}: the output uses a loop index")
+        self._check_elements(f"array program {self.name}, output", (self.output,), shapes)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Array name -> shape (constants and work arrays)."""
+        out = {c.name: tuple(c.shape) for c in self.constants}
+        out.update({name: tuple(shape) for name, shape in self.arrays})
+        return out
+
+    @staticmethod
+    def _check_elements(label: str, exprs, shapes: dict[str, tuple[int, ...]]) -> None:
+        for e in exprs:
+            for el in array_elements(e):
+                name = el.func.__name__
+                if name not in shapes:
+                    raise DerivationError(f"{label}: {name} is not a declared array")
+                if len(el.args) != len(shapes[name]):
+                    raise DerivationError(f"{label}: {name} has {len(shapes[name])} indices, "
+                                          f"used with {len(el.args)}")
+
+    def statements(self) -> tuple[ArrayStatement, ...]:
+        return (*self.setup, *self.body, *self.finish)
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        out: list[sp.Expr] = [self.steps, self.output]
+        for st in self.statements():
+            out += [st.target, st.value]
+        return tuple(out)
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        seen: dict[str, sp.Symbol] = {}
+        for st in self.statements():
+            for s, _ in st.loops:
+                seen.setdefault(s.name, s)
+        return tuple(seen.values())
+
+
+Item = Formula | Recurrence | Root | Expectation | MinPlusRecursion | ArrayProgram
+ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation, MinPlusRecursion,
+                                ArrayProgram)
 
 
 @dataclass(frozen=True)
@@ -417,7 +565,7 @@ def canonical(obj: object) -> str:
     if isinstance(obj, tuple | list):
         return "(" + ", ".join(canonical(o) for o in obj) + ")"
     if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation
-                  | MinPlusRecursion):
+                  | MinPlusRecursion | ArrayProgram | ArrayConstant | ArrayStatement):
         body = ", ".join(
             f"{f.name}={canonical(getattr(obj, f.name))}" for f in fields(obj) if f.init
         )
