@@ -177,11 +177,12 @@ class LatexPrinter:
             tex = latex_names.get(name, r"\mathrm{" + name.replace("_", r"\_") + "}")
             dims = r"\times ".join(str(d) for d in shape) or "1"
             declared.append(rf"{tex}\in\mathbb{{R}}^{{{dims}}}")
-        rows = [r"&\text{arrays: } " + ",\\ ".join(declared)]
+        rows = [(r"&\text{arrays: } " if start == 0 else "&") + ",\\ ".join(declared[start:start + 6])
+                for start in range(0, len(declared), 6)]
         rows += [self._array_statement(st, shapes) for st in item.setup]
         if item.body:
-            rows.append(rf"&\text{{repeat }}{self.tex(item.steps)}\text{{ times (one step "
-                        r"$t \to t+1$, all right-hand sides at step $t$):}}")
+            rows.append(rf"&\text{{repeat }}{self.tex(item.steps)}\text{{ times (one step }}"
+                        r"t \to t+1\text{; every right-hand side at step }t\text{):}")
             rows += [self._array_statement(st, shapes) for st in item.body]
         rows += [self._array_statement(st, shapes) for st in item.finish]
         rows.append(f"{self.lhs(item)} &= {self._array_tex(item.output, shapes)}")

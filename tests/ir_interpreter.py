@@ -9,6 +9,11 @@ agrees with it up to the quadrature error: test it on smooth integrands).
 A MinPlusRecursion is the plain min-plus loop over every pair of grid points (never the
 line envelope), with the same linear interpolation as the kernels.
 
+An ArrayProgram is run in float64 (not at 30 digits: its arrays are large): each
+statement is one vectorised numpy evaluation over the grid of its loop indices
+(``sympy.lambdify`` of the value, arrays read by fancy indexing, ``np.add.at`` for
+accumulation), not the generated loop nest.
+
 Usage::
 
     evaluate(fs, "rate_function", {"q": 0.7, "p": 0.1, "depth": 5.0})   # an mpmath.mpf
@@ -20,9 +25,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 import mpmath
+import numpy as np
 import sympy as sp
 
 from derivations.ir import (
+    ArrayProgram,
+    ArrayStatement,
     Expectation,
     Formula,
     FormulaSet,
@@ -130,6 +138,23 @@ class _Interpreter:
     # -- one method per item kind ----------------------------------------------------
     def _value_Formula(self, item: Formula, values: Mapping[str, object]) -> mpmath.mpf:
         return self.substitute(item.expr, self.environment(item, values))
+
+    def _value_ArrayProgram(self, item: ArrayProgram, values: Mapping[str, object]) -> float:
+        env = {s.name: float(v) for s, v in self.environment(item, values).items()}
+        arrays = {c.name: np.array(c.values, dtype=float).reshape(c.shape)
+                  for c in item.constants}
+        arrays.update({name: np.zeros(shape) for name, shape in item.arrays})
+        for st in item.setup:
+            _run_statement(st, arrays, env)
+        steps = int(env[item.steps.name]) if isinstance(item.steps, sp.Symbol) \
+            else int(item.steps)
+        for _ in range(steps):
+            for st in item.body:
+                _run_statement(st, arrays, env)
+        for st in item.finish:
+            _run_statement(st, arrays, env)
+        value = _array_function((), item.output, arrays, env)()
+        return mpmath.mpf(float(value))
 
     def _value_Expectation(self, item: Expectation, values: Mapping[str, object]) -> mpmath.mpf:
         env = self.environment(item, values)
@@ -353,3 +378,43 @@ def _to_mpf(value: sp.Basic) -> mpmath.mpf:
 def _as_mpmath(symbols: list[sp.Symbol], expr: sp.Expr) -> MpFunction:
     """A plain function of ``symbols`` evaluating ``expr`` with mpmath (sympy's own printer)."""
     return sp.lambdify(symbols, sp.sympify(expr), modules="mpmath")
+
+
+def _array_function(indices: tuple[sp.Symbol, ...], expr: sp.Expr, arrays: dict,
+                    env: Mapping[str, float]) -> Callable:
+    """``expr`` as a numpy function of the loop ``indices`` (int arrays); array elements are
+    read by fancy indexing (indices truncated to int), scalars come from ``env``."""
+    expr = sp.sympify(expr)
+    names = {f.func.__name__ for f in expr.atoms(sp.Function)
+             if isinstance(f, sp.core.function.AppliedUndef)}
+
+    def reader(name: str) -> Callable:
+        def read(*idx):
+            return arrays[name][tuple(np.asarray(i).astype(np.int64) for i in idx)]
+        return read
+
+    scalars = {s: env[s.name] for s in expr.free_symbols if s.name in env}
+    expr = expr.xreplace({s: sp.Float(v, 17) for s, v in scalars.items()})
+    func = sp.lambdify(indices, expr, modules=[{n: reader(n) for n in names}, "numpy"])
+    return func
+
+
+def _run_statement(st: ArrayStatement, arrays: dict, env: Mapping[str, float]) -> None:
+    indices = tuple(s for s, _ in st.loops)
+    grids = np.meshgrid(*[np.arange(n) for _, n in st.loops], indexing="ij")
+    flat = [g.ravel() for g in grids]
+    size = flat[0].size if flat else 1
+    value = np.broadcast_to(np.asarray(_array_function(indices, st.value, arrays, env)(*flat),
+                                       dtype=float), (size,))
+    target = st.target
+    where = tuple(np.broadcast_to(np.asarray(
+        _array_function(indices, a, arrays, env)(*flat)).astype(np.int64), (size,))
+        for a in target.args)
+    array = arrays[target.func.__name__]
+    if target.func.__name__ in {f.func.__name__ for f in sp.sympify(st.value).atoms(
+            sp.Function)}:
+        raise ValueError(f"statement {target} reads its own target: not vectorisable")
+    if st.accumulate:
+        np.add.at(array, where, value)
+    else:
+        array[where] = value

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdf
 
 
 @pytest.mark.parametrize("model", ["weight_decay", "weight_decay_anisotropic", "ld_sign_dilution",
-                                   "ld_relu_binarization", "ld_tanh_dilution", None])
+                                   "ld_relu_binarization", "ld_tanh_dilution", "expectation_tanh",
+                                   "expectation_relu", None])
 def test_tex_document_compiles(tmp_path, model):
     fs = toy_formula_set() if model is None else derive(resolve_model(model, cross_checks=True))
     (tmp_path / "doc.tex").write_text(to_latex(fs))
