@@ -177,8 +177,8 @@ class LatexPrinter:
             tex = latex_names.get(name, r"\mathrm{" + name.replace("_", r"\_") + "}")
             dims = r"\times ".join(str(d) for d in shape) or "1"
             declared.append(rf"{tex}\in\mathbb{{R}}^{{{dims}}}")
-        rows = [(r"&\text{arrays: } " if start == 0 else "&") + ",\\ ".join(declared[start:start + 6])
-                for start in range(0, len(declared), 6)]
+        rows = [(r"&\text{arrays: } " if start == 0 else "&")
+                + ",\\ ".join(declared[start:start + 6]) for start in range(0, len(declared), 6)]
         rows += [self._array_statement(st, shapes) for st in item.setup]
         if item.body:
             rows.append(rf"&\text{{repeat }}{self.tex(item.steps)}\text{{ times (one step }}"

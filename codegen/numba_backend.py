@@ -12,7 +12,9 @@ For every item ``name`` the module has
 - for a MinPlusRecursion also ``name_curves(*args_but_variable)``: the grid and the rows
   ``I_1..I_K`` on it, and ``name_curves_dp`` (the plain ``O(G^2)`` dynamic programming,
   also when the item has a line envelope).  Its ``_grid`` kernels compute one set of
-  curves per run of consecutive points that share every argument but the variable.
+  curves per run of consecutive points that share every argument but the variable;
+- for an ArrayProgram, ``name``, ``name_grid`` and ``name_grid_serial`` are plain Python
+  around two compiled pieces (see ``KernelPrinter._emit_ArrayProgram``).
 
 Earlier items are called, never inlined; recurrences are loops; roots are a scan plus
 safeguarded Newton-bisection; Gauss-Hermite tables are module constants.
@@ -36,6 +38,7 @@ from derivations.ir import (
     MinPlusRecursion,
     Recurrence,
     Root,
+    canonical,
 )
 
 from .cache import GENERATOR_VERSION
@@ -70,6 +73,7 @@ class KernelPrinter:
         self._gauss_hermite_orders: set[int] = set()
         self._needs_interpolation = False
         self._array_constants: list[str] = []
+        self._array_helpers: dict[str, tuple[str, tuple[str, ...]]] = {}
         generated = {f"{i.name}{s}" for i in fs.items
                      for s in ("_grid", "_grid_serial", "_trajectory", "_curves", "_curves_dp")}
         for name in [p.name for p in fs.params] + [i.name for i in fs.items]:
@@ -130,7 +134,7 @@ class KernelPrinter:
         if meth is None:
             raise CodegenError(f"{type(self).__name__} has no rule for {type(item).__name__}")
         args = self.fs.arguments(item.name)
-        if isinstance(item, MinPlusRecursion):
+        if isinstance(item, MinPlusRecursion | ArrayProgram):
             return meth(item, args)
         return meth(item, args) + "\n\n\n" + self.grid_kernels(item, args)
 
@@ -537,30 +541,99 @@ class KernelPrinter:
         return lines + temps + [f"{inner}{target} {op} {value}"]
 
     def _emit_ArrayProgram(self, item: ArrayProgram, args: tuple[str, ...]) -> str:
+        """Three pieces: ``_program_N`` (njit: allocation, set-up and steps; shared by every
+        item with the same ones), ``_<name>_finish`` (njit: ``finish`` and ``output`` on
+        those arrays) and plain-Python ``name``/``name_grid``/``name_grid_serial`` that
+        call the two.  A compiled kernel calling ``_program_N`` would make numba link
+        and re-optimise the whole program into every caller (2-4 s per kernel, measured);
+        the Python call costs microseconds against a program's milliseconds.  The grid
+        versions run ``_program_N`` once per run of points that share its arguments.
+        """
+        for other in self.fs.items:
+            if item.name in self.fs.dependencies(other):
+                raise CodegenError(f"{other.name} uses the array program {item.name}: array "
+                                   "programs are called from Python only")
         names = self.names(item)
         shapes = item.shapes()
         arrays = {name: f"_a_{name}" for name in shapes}
-        lines = self.header(item, args)
-        lines += self.dependency_lines(self.fs.dependencies(item), "    ")
-        for c in item.constants:
-            const = f"_K_{item.name}_{c.name}"
-            values = ", ".join(repr(float(v)) for v in c.values)
-            self._array_constants.append(
-                f"{const} = np.array([{values}], dtype=np.float64).reshape({tuple(c.shape)!r})")
-            lines.append(f"    {arrays[c.name]} = {const}")
-        for name, shape in item.arrays:
-            lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
-        for st in item.setup:
-            lines += self._statement_lines(st, names, arrays, "    ")
-        steps = NumbaExpressionPrinter(names).doprint(item.steps)
-        if item.body:
-            lines.append(f"    for _step in range(int({steps})):")
-            for st in item.body:
-                lines += self._statement_lines(st, names, arrays, "        ")
+        everything = [*(c.name for c in item.constants), *(n for n, _ in item.arrays)]
+        unpack = f"    ({', '.join(arrays[n] for n in everything)},) = _arrays"
+        blocks = []
+        run = (item.constants, item.arrays, item.setup, item.steps, item.body)
+        key = canonical(run)
+        if key not in self._array_helpers:
+            helper = f"_program_{len(self._array_helpers)}"
+            used = {s.name for e in [item.steps, *(v for st in (*item.setup, *item.body)
+                                                   for v in (st.target, st.value))]
+                    for s in sp.sympify(e).free_symbols}
+            deps = self.dependencies_in([sp.Symbol(n) for n in used],
+                                        self.fs.dependencies(item))
+            for d in deps:
+                used.update(self.fs.arguments(d))
+            helper_args = tuple(p.name for p in self.fs.params if p.name in used)
+            self._array_helpers[key] = (helper, helper_args)
+            lines = [NJIT, f"def {helper}({', '.join(helper_args)}):",
+                     f'    """Set-up and {sp.sstr(item.steps)} steps of {item.name} (and of '
+                     'every item with the same ones): its arrays."""']
+            lines += self.dependency_lines(deps, "    ")
+            for c in item.constants:
+                const = f"_K_{helper}_{c.name}"
+                values = ", ".join(repr(float(v)) for v in c.values)
+                self._array_constants.append(
+                    f"{const} = np.array([{values}], dtype=np.float64)"
+                    f".reshape({tuple(c.shape)!r})")
+                lines.append(f"    {arrays[c.name]} = {const}")
+            for name, shape in item.arrays:
+                lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
+            for st in item.setup:
+                lines += self._statement_lines(st, names, arrays, "    ")
+            steps = NumbaExpressionPrinter(names).doprint(item.steps)
+            if item.body:
+                lines.append(f"    for _step in range(int({steps})):")
+                for st in item.body:
+                    lines += self._statement_lines(st, names, arrays, "        ")
+            lines.append(f"    return ({', '.join(arrays[n] for n in everything)},)")
+            blocks.append("\n".join(lines))
+        helper, helper_args = self._array_helpers[key]
+        finish = [NJIT, f"def _{item.name}_finish({', '.join(['_arrays', *args])}):",
+                  f'    """finish and output of {item.name} on the arrays of {helper}."""',
+                  unpack]
+        finish += self.dependency_lines(self.fs.dependencies(item), "    ")
         for st in item.finish:
-            lines += self._statement_lines(st, names, arrays, "    ")
+            finish += self._statement_lines(st, names, arrays, "    ")
         temps, (value,) = print_assignments([item.output], names, "    ", "_o", arrays)
-        return "\n".join(lines + temps + [f"    return {value}"])
+        blocks.append("\n".join(finish + temps + [f"    return {value}"]))
+        doc = f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({', '.join(args)})"
+        call_args = ", ".join(args)
+        blocks.append("\n".join([
+            f"def {item.name}({call_args}):",
+            f'    """{doc}"""',
+            f"    return _{item.name}_finish({helper}({', '.join(helper_args)})"
+            f"{', ' if args else ''}{call_args})"]))
+        for suffix in ("_grid", "_grid_serial"):
+            if not args:
+                blocks.append("\n".join([
+                    f"def {item.name}{suffix}(_n):",
+                    f'    """{item.name} repeated _n times."""',
+                    f"    return np.full(_n, {item.name}())"]))
+                continue
+            key_args = ", ".join(f"{a}[_i]" for a in helper_args)
+            blocks.append("\n".join([
+                f"def {item.name}{suffix}({call_args}):",
+                f'    """{item.name} at every grid point (1-D arrays of equal length); '
+                f'{helper} runs once per run of points sharing its arguments."""',
+                f"    _n = {args[0]}.shape[0]",
+                "    _out = np.empty(_n)",
+                "    _last = ()",
+                "    _arrays = ()",
+                "    for _i in range(_n):",
+                f"        _key = ({key_args}{',' if len(helper_args) == 1 else ''})",
+                "        if _key != _last:",
+                f"            _arrays, _last = {helper}(*_key), _key",
+                f"        _out[_i] = _{item.name}_finish(_arrays, "
+                f"{', '.join(f'{a}[_i]' for a in args)})",
+                "    return _out"]))
+        return "\n\n\n".join(blocks)
 
     # -- module --------------------------------------------------------------------
     def module(self, content_hash: str, spec_hash: str, source: str) -> str:

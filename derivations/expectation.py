@@ -384,9 +384,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
         Parameter(SIGMA, "noise standard deviation sigma", NONNEGATIVE, spec["noise_std"],
                   r"\sigma"),
     ]
-    items: list[Item] = [Formula(
-        "noise_step", noise, f"per-step noise scale s ({'eta sigma' if scaling == 'eta' else 'sqrt(eta) sigma'})",
-        f"{REF}, section 2")]
+    scale_text = "eta sigma" if scaling == "eta" else "sqrt(eta) sigma"
+    items: list[Item] = [Formula("noise_step", noise, f"per-step noise scale s = {scale_text}",
+                                 f"{REF}, section 2")]
     zero = sp.Integer(0)
 
     def program(name: str, arrays, setup, body, finish, output, meaning, section,
@@ -402,7 +402,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
         arrays, setup, body = order1_program(n, points)
         setup = ntk_statements(points, P) + setup
         k = K_
-        loss_arrays = [("loss", (1,))]
+        arrays += [("loss", (1,)), ("trace", (1,))]
+        loss_arrays: list = []
         loss = [st(E("loss", zero), ((E("mu", k) - E("Y", k))**2 + E("C", k, k)) / 2,
                    [(k, n)], True, "E L_t = 1/2 sum_i [(mu_i - y_i)^2 + C_ii]")]
         items += [
@@ -414,10 +415,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
             program("expected_loss", arrays + loss_arrays, setup, body, loss, E("loss", zero),
                     "E L_t, the expected training loss after step updates (order 1)", "3.3"),
         ]
-        trace = [("trace", (1,))]
         p = P_
         items.append(program(
-            "loss_hessian_trace", trace, [], [],
+            "loss_hessian_trace", arrays, setup, body,
             [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
                 "tr Theta = tr J^T J (Gauss-Newton)")], E("trace", zero),
             "trace of the expected loss Hessian (order 1: tr Theta, constant in t)", "4.4"))
@@ -426,7 +426,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
         moment_arrays, moments = closure_moments(n, P)
         step_arrays, step = order2_step(P)
         out_arrays, at_test = test_point_statements(n, P)
-        arrays = state + moment_arrays + step_arrays + out_arrays
+        arrays = state + moment_arrays + step_arrays + out_arrays + [
+            ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,))]
         body = moments + step
         k, p, q = K_, P_, Q_
         items += [
@@ -437,7 +438,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
                     "Var f_t(x) at test input test_point after step updates (order 2, "
                     "Gaussian closure)", "4.3-4.4"),
         ]
-        extra = [("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,))]
+        extra: list = []
         final = moments + [
             st(E("loss", zero), E("rho", k)**2 / 2, [(k, n)], True),
             st(E("loss", zero), E("grad", k, p) * E("S", p, q) * E("grad", k, q) / 2

@@ -25,6 +25,9 @@ from derivations.ir import (  # noqa: E402
     POSITIVE,
     POSITIVE_INTEGER,
     REAL,
+    ArrayConstant,
+    ArrayProgram,
+    ArrayStatement,
     Expectation,
     Formula,
     FormulaSet,
@@ -92,7 +95,41 @@ def toy_min_plus_items() -> tuple:
         Recurrence("at_root", (T,), (T,), (item_symbol("t_star"),), sp.Integer(0),
                    2 * item_symbol("h"), "twice h evaluated at the root t* (zero steps)",
                    "Toy 2024, eq. (21)"),
+        toy_array_program(),
     )
+
+
+def toy_array_program() -> ArrayProgram:
+    r"""K rotations by the angle a of (1, 0), through a scatter into a flat 2 x 2 matrix and
+    an item: the value is :math:`\cos(Ka) + q\sin(Ka) + \mathrm{pw}` (closed form)."""
+    i, j, k = sp.symbols("i j k", integer=True, nonnegative=True)
+
+    def el(name, *idx):
+        return sp.Function(name)(*idx)
+
+    angle = sp.Function("angle")
+    setup = (
+        ArrayStatement(el("angle", i), A * el("sign", i), ((i, 2),)),
+        ArrayStatement(el("flat", 2 * i + i), sp.cos(A), ((i, 2),), meaning="diagonal"),
+        ArrayStatement(el("flat", 2 * i + (1 - i)), sp.sin(angle(i)), ((i, 2),), True,
+                       "scatter: off-diagonal -sin a, sin a"),
+        ArrayStatement(el("R", i, j), el("flat", 2 * i + j), ((i, 2), (j, 2))),
+    )
+    body = (
+        ArrayStatement(el("y", i), 0, ((i, 2),)),
+        ArrayStatement(el("y", i), el("R", i, j) * el("x", j), ((i, 2), (j, 2)), True),
+        ArrayStatement(el("x", i), el("y", i), ((i, 2),)),
+    )
+    finish = (ArrayStatement(el("out", k), el("x", 0) + Q * el("x", 1), ((k, 9),)),)
+    return ArrayProgram(
+        "rot", (ArrayConstant("sign", (2,), (-1.0, 1.0), "signs of the off-diagonal"),
+                ArrayConstant("x0", (2,), (1.0, 0.0), "start")),
+        (("angle", (2,)), ("flat", (4,)), ("R", (2, 2)), ("x", (2,)), ("y", (2,)),
+         ("out", (9,))),
+        setup + (ArrayStatement(el("x", i), el("x0", i), ((i, 2),)),), STEPS, body, finish,
+        el("out", 0) + el("out", STEPS - 1),
+        "2 [cos(K a) + q sin(K a)] (K rotations of (1, 0); an index that is a parameter)",
+        "Toy 2024, eq. (22)")
 
 
 def toy_formula_set() -> FormulaSet:

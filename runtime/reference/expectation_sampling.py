@@ -1,7 +1,7 @@
 """Plain-numpy oracles for the expectation recursions of noisy gradient descent (Borovykh 2019).
 
 An *independent reference implementation*, written by hand from the notes ``borovykh2019.md``
-(sections 2-8) with numpy and scipy only: no sympy, no numba, nothing from ``derivations``,
+(sections 2-8) with numpy only: no sympy, no numba, nothing from ``derivations``,
 ``codegen`` or other ``runtime`` modules. It exists to cross-check the derived formulas and the
 generated kernels of the "expectation recursions" family.
 
@@ -164,7 +164,9 @@ def _as_params(params: NetworkParams | Sequence) -> NetworkParams:
         if w.ndim != 2 or b.shape != (w.shape[0],):
             raise ValueError(f"layer {i + 1}: weight shape {w.shape}, bias shape {b.shape}")
         if i and w.shape[1] != ws[i - 1].shape[0]:
-            raise ValueError(f"layer {i + 1}: {w.shape[1]} inputs, previous width {ws[i - 1].shape[0]}")
+            raise ValueError(
+                f"layer {i + 1}: {w.shape[1]} inputs, previous width {ws[i - 1].shape[0]}"
+            )
     if v.shape != (ws[-1].shape[0],):
         raise ValueError(f"output_weights shape {v.shape}, last width {ws[-1].shape[0]}")
     return NetworkParams(ws, bs, v)
@@ -293,9 +295,8 @@ def _forward_over_reverse(
         if dhs[layer] is not None:
             dgw = dgw + gz[None, :, :, None] * dhs[layer][:, :, None, :]
         blocks.append(dgw.reshape(n_par, n, -1))
-        gh_new = gz @ p.hidden_weights[layer]
         dgh = dgz @ p.hidden_weights[layer] + np.einsum("ni,kij->knj", gz, tw.hidden_weights[layer])
-        gh = gh_new
+        gh = gz @ p.hidden_weights[layer]
     hk = np.concatenate(blocks[::-1], axis=2)  # hk[k, b, p] = d_k d_p f(x_b)
     return np.ascontiguousarray(hk.transpose(1, 2, 0))
 
@@ -325,7 +326,8 @@ def linearised_prediction(
     With ``q_a = 1 - eta lambda_a``, ``c_a(x) = Theta(x, X) u_a`` and ``G_t(q) = sum_{k<t} q^2k``:
     ``E f_t(x) = f0(x) - sum_a c_a (1 - q_a^t) (u_a . r0) / lambda_a`` and
     ``Var f_t(x) = s^2 {t [kappa(x) - sum_a c_a^2 / lambda_a] + sum_a c_a^2 G_t(q_a) / lambda_a}``;
-    ``E f_t(X) = Y + A^t r0``, ``Cov f_t(X) = s^2 sum_a lambda_a G_t(q_a) u_a u_a^T``,
+    ``E f_t(X) = Y + A^t r0`` (zero modes keep their part of r0),
+    ``Cov f_t(X) = s^2 sum_a lambda_a G_t(q_a) u_a u_a^T``,
     ``tr S_t = s^2 [t (P - rank) + sum_a G_t(q_a)]``,
     ``m_t = -J^T sum_a u_a (1 - q_a^t) (u_a . r0) / lambda_a``.
     Zero modes of Theta (``n > P`` or rank-deficient J) are dropped: they do not move f.
@@ -352,7 +354,7 @@ def linearised_prediction(
     mean = np.asarray(f0_test, float)[None, :] - decay @ c.T
     post = kappa - (c**2) @ (1.0 / lam)
     var = s**2 * (t[:, None] * post[None, :] + geom @ (c**2 / lam).T)
-    train_mean = np.asarray(train_targets, float)[None, :] + (qt * ur) @ u.T
+    train_mean = np.asarray(f0_train, float)[None, :] - ((1.0 - qt) * ur) @ u.T
     train_var = s**2 * (geom * lam) @ (u**2).T
     res = train_mean - np.asarray(train_targets, float)[None, :]
     expected_loss = 0.5 * (np.sum(res**2, axis=1) + train_var.sum(axis=1))
@@ -396,7 +398,6 @@ def quadratic_closure_prediction(
     jt, ht = np.asarray(J_test, float), np.asarray(H_test, float)
     y = np.asarray(train_targets, float)
     f0x, f0t = np.asarray(f0_train, float), np.asarray(f0_test, float)
-    r0 = f0x - y
     n_par = jx.shape[1]
     eta, eye = learning_rate, np.eye(n_par)
     tr_hx = np.trace(hx, axis1=1, axis2=2)
@@ -424,9 +425,7 @@ def quadratic_closure_prediction(
                 rows["train_var"].append(lin + quad)
                 rows["expected_loss"].append(0.5 * np.sum(rho**2 + lin + quad))
                 aa = np.einsum("ip,ip->i", a, a)
-                rows["trace_kbar"].append(
-                    np.sum(aa + rho * tr_hx) + np.einsum("ipq,iqp->", hs, hx)
-                )
+                rows["trace_kbar"].append(np.sum(aa + rho * tr_hx) + np.einsum("ipq,iqp->", hs, hx))
                 rbar = rho - 0.5 * np.trace(hs, axis1=1, axis2=2)
                 rows["trace_hessian_at_mean"].append(np.sum(aa + rbar * tr_hx))
                 with np.errstate(divide="ignore", invalid="ignore"):
@@ -474,7 +473,7 @@ class _Net:
             wl, bl = arrs[2 * layer], arrs[2 * layer + 1]
             zs.append(np.matmul(wl, hs[-1]) + bl[:, :, None])
             hs.append(self.phi(zs[-1]))
-        f = np.matmul(arrs[-1][:, None, :], hs[-1])[:, 0, :]
+        f = np.einsum("bj,bjn->bn", arrs[-1], hs[-1])
         return f, zs, hs
 
     def loss_grad(
@@ -486,7 +485,7 @@ class _Net:
         r = f - y
         gh = arrs[-1][:, :, None] * r[:, None, :]  # dL/dh_L  (B, n_L, n)
         o, _ = self.lay[-1]
-        out[:, o:] = np.matmul(hs[-1], r[:, :, None])[:, :, 0]
+        out[:, o:] = np.einsum("bjn,bn->bj", hs[-1], r)
         for layer in range(len(zs) - 1, -1, -1):
             gz = self.dphi(zs[layer]) * gh
             (ow, sw), (ob, _) = self.lay[2 * layer], self.lay[2 * layer + 1]
@@ -503,37 +502,79 @@ def _pattern(zs: list) -> np.ndarray:
     return np.concatenate([(z > 0).reshape(z.shape[0], -1) for z in zs], axis=1)
 
 
-class _PairStats:
-    """Streaming sums over antithetic pairs of ``u = pair mean of (f - c)`` and ``v = of (f-c)^2``."""
+def _pair_sums(plus: np.ndarray, minus: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Sums over pairs of ``u``, ``v``, ``u^2``, ``v^2``, ``u v``: ``u``/``v`` = pair means of
+    ``f - c``/``(f - c)^2``; shape ``(5, ...)``."""
+    dp, dm = plus - shift, minus - shift
+    u, v = 0.5 * (dp + dm), 0.5 * (dp * dp + dm * dm)
+    return np.stack([u.sum(0), v.sum(0), (u * u).sum(0), (v * v).sum(0), (u * v).sum(0)])
 
-    def __init__(self) -> None:
-        self.count = 0
-        self.shift: np.ndarray | None = None
-        self.sums: dict[str, np.ndarray | float] = {}
 
-    def add(self, plus: np.ndarray, minus: np.ndarray) -> None:
-        if self.shift is None:
-            self.shift = 0.5 * (plus + minus).mean(axis=0)
-        dp, dm = plus - self.shift, minus - self.shift
-        u, v = 0.5 * (dp + dm), 0.5 * (dp**2 + dm**2)
-        for k, arr in (("u", u), ("v", v), ("uu", u * u), ("vv", v * v), ("uv", u * v)):
-            self.sums[k] = self.sums.get(k, 0.0) + arr.sum(axis=0)
-        self.count += u.shape[0]
+def _pair_moments(
+    sums: np.ndarray, n: int, shift: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, its SE, Var (``mean f^2 - (mean f)^2`` over paths) and its delta-method SE.
 
-    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Mean, its SE, variance (``E f^2 - (E f)^2`` over paths) and its delta-method SE."""
-        n, s = self.count, self.sums
-        mu, nu = s["u"] / n, s["v"] / n
-        cuu = (s["uu"] - n * mu * mu) / (n - 1)
-        cvv = (s["vv"] - n * nu * nu) / (n - 1)
-        cuv = (s["uv"] - n * mu * nu) / (n - 1)
-        var_se2 = (cvv - 4.0 * mu * cuv + 4.0 * mu * mu * cuu) / n
-        return (
-            self.shift + mu,
-            np.sqrt(np.maximum(cuu, 0.0) / n),
-            nu - mu * mu,
-            np.sqrt(np.maximum(var_se2, 0.0)),
-        )
+    With pair means ``u`` of ``f - c`` and ``v`` of ``(f - c)^2``: ``Var = vbar - ubar^2`` and
+    ``SE^2 = Var_pairs(v - 2 ubar u) / n``."""
+    mu, nu = sums[0] / n, sums[1] / n
+    cuu = (sums[2] - n * mu * mu) / (n - 1)
+    cvv = (sums[3] - n * nu * nu) / (n - 1)
+    cuv = (sums[4] - n * mu * nu) / (n - 1)
+    var_se2 = (cvv - 4.0 * mu * cuv + 4.0 * mu * mu * cuu) / n
+    return (
+        shift + mu,
+        np.sqrt(np.maximum(cuu, 0.0) / n),
+        nu - mu * mu,
+        np.sqrt(np.maximum(var_se2, 0.0)),
+    )
+
+
+def _simulate_batch(
+    net: _Net,
+    w0: np.ndarray,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray],
+    learning_rate: float,
+    s: float,
+    t_req: np.ndarray,
+    ref: NoiselessRun,
+    pat0: np.ndarray,
+    bp: int,
+    seed: np.random.SeedSequence,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One batch of ``bp`` antithetic pairs: per requested step the pair sums of f (centred on
+    the noiseless run), of the loss, the summed displacement and the count of changed patterns."""
+    xt, y, xs = data
+    rng = np.random.default_rng(seed)
+    n_rec = t_req.size
+    fsum = np.zeros((n_rec, 5, xs.shape[1]))
+    lsum = np.zeros((n_rec, 5))
+    dsum = np.zeros((n_rec, net.n_par))
+    changed = np.zeros(n_rec)
+    w = np.tile(w0, (2 * bp, 1))
+    grad = np.empty_like(w)
+    for t in range(int(t_req[-1]) + 1):
+        loss, zx = net.loss_grad(w, xt, y, grad)
+        hits = np.flatnonzero(t_req == t)
+        if hits.size:
+            fs, zs, _ = net.forward(w, xs)
+            pat = np.concatenate([_pattern(zx), _pattern(zs)], axis=1)
+            n_changed = np.count_nonzero(np.any(pat != pat0, axis=1))
+            dw = (w - w0).sum(axis=0)
+            k0 = hits[0]
+            fsum[hits] = _pair_sums(fs[:bp], fs[bp:], ref.outputs[k0])
+            lsum[hits] = _pair_sums(loss[:bp], loss[bp:], ref.loss[k0])
+            dsum[hits] = dw
+            changed[hits] = n_changed
+        if t == t_req[-1]:
+            break
+        w -= learning_rate * grad
+        if s:
+            xi = rng.standard_normal((bp, net.n_par))
+            xi *= s
+            w[:bp] += xi
+            w[bp:] -= xi
+    return fsum, lsum, dsum, changed
 
 
 def simulate_noisy_gd(
@@ -553,13 +594,17 @@ def simulate_noisy_gd(
     """Monte Carlo of ``w_{t+1} = w_t - eta grad L(w_t) + s xi_t`` on the actual network.
 
     ``2 * pairs`` paths from the fixed ``w_0 = params`` as antithetic pairs ``(xi, -xi)`` (the same
-    xi sequence with opposite signs), float64, ``batch`` pairs at a time. SEs come from the pair
-    averages (notes 8.11): ``SE(E f) = sd(ubar) / sqrt(pairs)``; Var is ``mean(f^2) - mean(f)^2``
-    over all paths with the delta-method SE from the pair averages of ``f`` and ``f^2``.
+    xi sequence with opposite signs), float64, ``batch`` pairs at a time (batch j draws from the
+    j-th child of ``SeedSequence(seed)``). SEs come from the pair averages
+    (notes 8.11): ``SE(E f) = sd(ubar) / sqrt(pairs)``; ``Var f`` is ``mean(f^2) - mean(f)^2``
+    over all paths, with the delta-method SE from the pair averages of ``f`` and ``f^2``.
     """
+    if pairs < 2 or batch < 1:
+        raise ValueError(f"need pairs >= 2 and batch >= 1, got pairs={pairs}, batch={batch}")
     p = _as_params(params)
     net = _Net(p, phi, dphi)
     t_req = _steps_array(steps)
+    ref = noiseless_gd(p, phi, dphi, train_inputs, train_targets, test_inputs, learning_rate, t_req)
     xt = np.atleast_2d(np.asarray(train_inputs, float)).T.copy()  # (d0, n)
     xs = np.atleast_2d(np.asarray(test_inputs, float)).T.copy()
     y = np.asarray(train_targets, float)
@@ -567,49 +612,24 @@ def simulate_noisy_gd(
     _, z0x, _ = net.forward(w0[None, :], xt)
     _, z0s, _ = net.forward(w0[None, :], xs)
     pat0 = np.concatenate([_pattern(z0x), _pattern(z0s)], axis=1)
-    rng = np.random.default_rng(seed)
-    n_rec = t_req.size
-    fstats = [_PairStats() for _ in range(n_rec)]
-    lstats = [_PairStats() for _ in range(n_rec)]
-    dsum = np.zeros((n_rec, net.n_par))
-    changed = np.zeros(n_rec)
-    done = 0
-    while done < pairs:
-        bp = min(batch, pairs - done)
-        w = np.tile(w0, (2 * bp, 1))
-        grad = np.empty_like(w)
-        for t in range(int(t_req[-1]) + 1):
-            loss, zx = net.loss_grad(w, xt, y, grad)
-            hits = np.flatnonzero(t_req == t)
-            if hits.size:
-                fs, zs, _ = net.forward(w, xs)
-                pat = np.concatenate([_pattern(zx), _pattern(zs)], axis=1)
-                n_changed = np.count_nonzero(np.any(pat != pat0, axis=1))
-                dw = (w - w0).sum(axis=0)
-                for k in hits:
-                    fstats[k].add(fs[:bp], fs[bp:])
-                    lstats[k].add(loss[:bp, None], loss[bp:, None])
-                    dsum[k] += dw
-                    changed[k] += n_changed
-            if t == t_req[-1]:
-                break
-            w -= learning_rate * grad
-            if s:
-                xi = rng.standard_normal((bp, net.n_par))
-                xi *= s
-                w[:bp] += xi
-                w[bp:] -= xi
-        done += bp
-    fres = [st.result() for st in fstats]
-    lres = [st.result() for st in lstats]
+    sizes = [min(batch, pairs - i) for i in range(0, pairs, batch)]
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    jobs = list(zip(sizes, ss.spawn(len(sizes)), strict=True))
+
+    def run(job: tuple[int, np.random.SeedSequence]) -> tuple:
+        return _simulate_batch(
+            net, w0, (xt, y, xs), learning_rate, s, t_req, ref, pat0, job[0], job[1]
+        )
+
+    parts = [run(job) for job in jobs]
+    fsum, lsum, dsum, changed = (sum(part[i] for part in parts) for i in range(4))
+    fmom = [_pair_moments(fsum[k], pairs, ref.outputs[k]) for k in range(t_req.size)]
+    lmom = [_pair_moments(lsum[k], pairs, ref.loss[k]) for k in range(t_req.size)]
     return MonteCarloResult(
         t_req,
-        np.array([r[0] for r in fres]),
-        np.array([r[1] for r in fres]),
-        np.array([r[2] for r in fres]),
-        np.array([r[3] for r in fres]),
-        np.array([r[0][0] for r in lres]),
-        np.array([r[1][0] for r in lres]),
+        *(np.array([mom[i] for mom in fmom]) for i in range(4)),
+        np.array([mom[0] for mom in lmom]),
+        np.array([mom[1] for mom in lmom]),
         dsum / (2 * pairs),
         changed / (2 * pairs),
         2 * pairs,
@@ -626,7 +646,7 @@ def noiseless_gd(
     learning_rate: float,
     steps: Sequence[int],
 ) -> NoiselessRun:
-    """Plain GD ``w_{t+1} = w_t - eta grad L(w_t)`` on the network: ``f_t(x)``, ``L(w_t)``, ``w_t``."""
+    """Plain GD ``w_{t+1} = w_t - eta grad L(w_t)``: test outputs ``f_t(x)``, ``L(w_t)``, w_t."""
     p = _as_params(params)
     net = _Net(p, phi, dphi)
     t_req = _steps_array(steps)
@@ -689,44 +709,111 @@ _NOTES_72 = {
 #: Var order1 x2, Var order2 x2, noiseless GD x2 (points x*1, x*2)
 _NOTES_73 = {
     "A1": {
-        1: ([(0.8613201, 4.4e-07), (-1.1965137, 4.7e-07)], [0.8613524, -1.1965847],
-            [0.8613195, -1.1965127], [(3.10714e-04, 9.8e-07), (3.26658e-04, 1.0e-06)],
-            [3.128604e-04, 3.283756e-04], [3.108266e-04, 3.262343e-04], [0.8613459, -1.1965884]),
-        10: ([(0.8653459, 3.1e-06), (-1.1724639, 3.7e-06)], [0.8651726, -1.1726715],
-             [0.8652882, -1.1725220], [(9.99840e-04, 3.2e-06), (1.36389e-03, 4.3e-06)],
-             [1.023148e-03, 1.394679e-03], [1.001278e-03, 1.373016e-03], [0.8656603, -1.1730094]),
-        50: ([(0.8754344, 1.1e-05), (-1.2042993, 1.6e-05)], [0.8749467, -1.2048777],
-             [0.8748025, -1.2049017], [(1.92765e-03, 6.0e-06), (4.04088e-03, 1.3e-05)],
-             [2.049576e-03, 4.337204e-03], [2.000501e-03, 4.142847e-03], [0.8768364, -1.2057069]),
-        200: ([(0.8754222, 3.9e-05), (-1.2280942, 5.9e-05)], [0.8773554, -1.2302904],
-              [0.8723095, -1.2280555], [(5.46910e-03, 1.7e-05), (1.28715e-02, 3.8e-05)],
-              [5.836692e-03, 1.488726e-02], [5.369992e-03, 1.161726e-02], [0.8803608, -1.2312187]),
+        1: (
+            [(0.8613201, 4.4e-07), (-1.1965137, 4.7e-07)],
+            [0.8613524, -1.1965847],
+            [0.8613195, -1.1965127],
+            [(3.10714e-04, 9.8e-07), (3.26658e-04, 1.0e-06)],
+            [3.128604e-04, 3.283756e-04],
+            [3.108266e-04, 3.262343e-04],
+            [0.8613459, -1.1965884],
+        ),
+        10: (
+            [(0.8653459, 3.1e-06), (-1.1724639, 3.7e-06)],
+            [0.8651726, -1.1726715],
+            [0.8652882, -1.1725220],
+            [(9.99840e-04, 3.2e-06), (1.36389e-03, 4.3e-06)],
+            [1.023148e-03, 1.394679e-03],
+            [1.001278e-03, 1.373016e-03],
+            [0.8656603, -1.1730094],
+        ),
+        50: (
+            [(0.8754344, 1.1e-05), (-1.2042993, 1.6e-05)],
+            [0.8749467, -1.2048777],
+            [0.8748025, -1.2049017],
+            [(1.92765e-03, 6.0e-06), (4.04088e-03, 1.3e-05)],
+            [2.049576e-03, 4.337204e-03],
+            [2.000501e-03, 4.142847e-03],
+            [0.8768364, -1.2057069],
+        ),
+        200: (
+            [(0.8754222, 3.9e-05), (-1.2280942, 5.9e-05)],
+            [0.8773554, -1.2302904],
+            [0.8723095, -1.2280555],
+            [(5.46910e-03, 1.7e-05), (1.28715e-02, 3.8e-05)],
+            [5.836692e-03, 1.488726e-02],
+            [5.369992e-03, 1.161726e-02],
+            [0.8803608, -1.2312187],
+        ),
     },
     "A2": {
-        1: ([(0.8592170, 2.7e-06), (-1.1867138, 2.9e-06)], [0.8594014, -1.1871697],
-            [0.8592105, -1.1867109], [(1.93615e-03, 6.1e-06), (2.02783e-03, 6.4e-06)],
-            [1.955378e-03, 2.052347e-03], [1.931182e-03, 2.026914e-03], [0.8593759, -1.1871845]),
-        10: ([(0.8702442, 1.7e-05), (-1.1777243, 2.2e-05)], [0.8713302, -1.1800165],
-             [0.8698872, -1.1781707], [(4.19387e-03, 1.3e-05), (6.75656e-03, 2.1e-05)],
-             [4.358620e-03, 7.044431e-03], [4.280246e-03, 6.900136e-03], [0.8722031, -1.1803280]),
-        50: ([(0.8711133, 6.4e-05), (-1.2169921, 9.0e-05)], [0.8766682, -1.2229937],
-             [0.8675154, -1.2178068], [(1.01047e-02, 3.0e-05), (2.13554e-02, 6.2e-05)],
-             [1.067384e-02, 2.488429e-02], [1.055933e-02, 2.119062e-02], [0.8793332, -1.2239436]),
-        200: ([(0.8529990, 2.0e-04), (-1.2227572, 2.7e-04)], [0.8774346, -1.2311312],
-              [0.8468527, -1.2267424], [(3.14862e-02, 8.7e-05), (6.26572e-02, 1.6e-04)],
-              [3.434201e-02, 9.067557e-02], [2.092150e-02, 3.499507e-02], [0.8804598, -1.2319356]),
+        1: (
+            [(0.8592170, 2.7e-06), (-1.1867138, 2.9e-06)],
+            [0.8594014, -1.1871697],
+            [0.8592105, -1.1867109],
+            [(1.93615e-03, 6.1e-06), (2.02783e-03, 6.4e-06)],
+            [1.955378e-03, 2.052347e-03],
+            [1.931182e-03, 2.026914e-03],
+            [0.8593759, -1.1871845],
+        ),
+        10: (
+            [(0.8702442, 1.7e-05), (-1.1777243, 2.2e-05)],
+            [0.8713302, -1.1800165],
+            [0.8698872, -1.1781707],
+            [(4.19387e-03, 1.3e-05), (6.75656e-03, 2.1e-05)],
+            [4.358620e-03, 7.044431e-03],
+            [4.280246e-03, 6.900136e-03],
+            [0.8722031, -1.1803280],
+        ),
+        50: (
+            [(0.8711133, 6.4e-05), (-1.2169921, 9.0e-05)],
+            [0.8766682, -1.2229937],
+            [0.8675154, -1.2178068],
+            [(1.01047e-02, 3.0e-05), (2.13554e-02, 6.2e-05)],
+            [1.067384e-02, 2.488429e-02],
+            [1.055933e-02, 2.119062e-02],
+            [0.8793332, -1.2239436],
+        ),
+        200: (
+            [(0.8529990, 2.0e-04), (-1.2227572, 2.7e-04)],
+            [0.8774346, -1.2311312],
+            [0.8468527, -1.2267424],
+            [(3.14862e-02, 8.7e-05), (6.26572e-02, 1.6e-04)],
+            [3.434201e-02, 9.067557e-02],
+            [2.092150e-02, 3.499507e-02],
+            [0.8804598, -1.2319356],
+        ),
     },
 }
 #: notes 7.4: per setting, per t: (E L MC, SE), E L order 1, E L order 2, tr K-bar, c_t
+#: notes 7.5: order 2 at sigma = 0, (x*1, x*2) per setting and t
+_NOTES_75_O2 = {
+    "A1": {
+        1: [0.8613458, -1.1965885],
+        10: [0.8656403, -1.1730331],
+        50: [0.8764986, -1.2061486],
+        200: [0.8793280, -1.2308821],
+    },
+    "A2": {
+        1: [0.8593751, -1.1871849],
+        10: [0.8721263, -1.1804532],
+        50: [0.8785884, -1.2242886],
+        200: [0.8793809, -1.2313785],
+    },
+}
 _NOTES_74 = {
-    "A1": {1: ((0.0183144, 1.3e-06), 0.0183299, 0.0183149, 13.86665, 0.000),
-           10: ((0.0109798, 3.1e-06), 0.0109281, 0.0109624, 14.13724, 0.004),
-           50: ((0.0036427, 3.4e-06), 0.0035858, 0.0036943, 14.63767, 0.082),
-           200: ((0.0022194, 3.4e-06), 0.0022040, 0.0034193, 15.14546, 0.740)},
-    "A2": {1: ((0.0194703, 8.1e-06), 0.0195529, 0.0194675, 13.94278, 0.001),
-           10: ((0.0128602, 1.2e-05), 0.0126937, 0.0130146, 14.43122, 0.041),
-           50: ((0.0080233, 1.2e-05), 0.0078464, 0.0112363, 15.29049, 0.570),
-           200: ((0.0079585, 1.1e-05), 0.0077241, 0.0154803, 15.35240, 1.452)},
+    "A1": {
+        1: ((0.0183144, 1.3e-06), 0.0183299, 0.0183149, 13.86665, 0.000),
+        10: ((0.0109798, 3.1e-06), 0.0109281, 0.0109624, 14.13724, 0.004),
+        50: ((0.0036427, 3.4e-06), 0.0035858, 0.0036943, 14.63767, 0.082),
+        200: ((0.0022194, 3.4e-06), 0.0022040, 0.0034193, 15.14546, 0.740),
+    },
+    "A2": {
+        1: ((0.0194703, 8.1e-06), 0.0195529, 0.0194675, 13.94278, 0.001),
+        10: ((0.0128602, 1.2e-05), 0.0126937, 0.0130146, 14.43122, 0.041),
+        50: ((0.0080233, 1.2e-05), 0.0078464, 0.0112363, 15.29049, 0.570),
+        200: ((0.0079585, 1.1e-05), 0.0077241, 0.0154803, 15.35240, 1.452),
+    },
 }
 
 
@@ -772,7 +859,8 @@ def main(pairs: int = 100_000, seed: int = 2019) -> None:
     print("\nIntermediate values (notes 7.2): max |ours - notes|")
     for key, ours in _case_a_intermediates(case).items():
         ref = np.array(_NOTES_72[key])
-        print(f"  {key:24s} {np.max(np.abs(ours - ref)):.1e}   ours {np.array2string(ours, precision=7)}")
+        err = np.max(np.abs(ours - ref))
+        print(f"  {key:24s} {err:.1e}   ours {np.array2string(ours, precision=7)}")
     seeds = np.random.SeedSequence(seed).spawn(len(case["settings"]))
     for (name, (eta, sigma)), sd in zip(case["settings"].items(), seeds, strict=True):
         s = noise_scale(eta, sigma, "eta")
@@ -794,42 +882,63 @@ def main(pairs: int = 100_000, seed: int = 2019) -> None:
         mc = simulate_noisy_gd(p, phi, dphi, xx, yy, xs, eta, s, steps, pairs, sd)
         t_mc = time.perf_counter() - t0
         print(f"\n{name}: eta = {eta}, sigma = {sigma}, s = eta sigma = {s:g}")
-        print(f"  timings: order 1 {t_o1 * 1e3:.2f} ms, order 2 {t_o2 * 1e3:.1f} ms, "
-              f"noiseless GD + order 2 at s = 0 {t_gd * 1e3:.1f} ms, "
-              f"MC {mc.paths} paths to t = {steps[-1]}: {t_mc:.1f} s")
-        hdr = ("  t   x    | E f MC (ours +- SE)     notes MC               z    | o1 diff   "
-               "o2 diff   GD diff   o2(s=0) vs notes GD-o2")
+        print(
+            f"  timings: order 1 {t_o1 * 1e3:.2f} ms, order 2 {t_o2 * 1e3:.1f} ms, "
+            f"noiseless GD + order 2 at s = 0 {t_gd * 1e3:.1f} ms, "
+            f"MC {mc.paths} paths to t = {steps[-1]}: {t_mc:.1f} s"
+        )
+        hdr = (
+            "  t   x    | E f MC (ours +- SE)     notes MC               z    | o1 diff   "
+            "o2 diff   GD diff   o2(s=0) diff"
+        )
         print(hdr)
         for k, t in enumerate(steps):
             mcn, o1n, o2n, vmcn, vo1n, vo2n, gdn = _NOTES_73[name][t]
             for j in range(2):
                 se = math.hypot(mc.mean_se[k, j], mcn[j][1])
                 z = (mc.mean[k, j] - mcn[j][0]) / se
-                print(f"  {t:<3d} x*{j + 1} | {mc.mean[k, j]:+.7f} +- {mc.mean_se[k, j]:.1e}  "
-                      f"{mcn[j][0]:+.7f} +- {mcn[j][1]:.1e} {z:+5.2f} | "
-                      f"{o1.mean[k, j] - o1n[j]:+.1e}  {o2.mean[k, j] - o2n[j]:+.1e}  "
-                      f"{gd.outputs[k, j] - gdn[j]:+.1e}  o2(s=0) = {o2q.mean[k, j]:+.7f}")
-        print("  t   x    | Var MC (ours +- SE)       notes MC                z    | o1 rel   o2 rel")
+                print(
+                    f"  {t:<3d} x*{j + 1} | {mc.mean[k, j]:+.7f} +- {mc.mean_se[k, j]:.1e}  "
+                    f"{mcn[j][0]:+.7f} +- {mcn[j][1]:.1e} {z:+5.2f} | "
+                    f"{o1.mean[k, j] - o1n[j]:+.1e}  {o2.mean[k, j] - o2n[j]:+.1e}  "
+                    f"{gd.outputs[k, j] - gdn[j]:+.1e}  "
+                    f"{o2q.mean[k, j] - _NOTES_75_O2[name][t][j]:+.1e}"
+                )
+        print(
+            "  t   x    | Var MC (ours +- SE)       notes MC                z    | o1 rel   o2 rel"
+        )
         for k, t in enumerate(steps):
             _, _, _, vmcn, vo1n, vo2n, _ = _NOTES_73[name][t]
             for j in range(2):
                 se = math.hypot(mc.var_se[k, j], vmcn[j][1])
                 z = (mc.var[k, j] - vmcn[j][0]) / se
-                print(f"  {t:<3d} x*{j + 1} | {mc.var[k, j]:.5e} +- {mc.var_se[k, j]:.1e}  "
-                      f"{vmcn[j][0]:.5e} +- {vmcn[j][1]:.1e} {z:+5.2f} | "
-                      f"{o1.var[k, j] / vo1n[j] - 1:+.1e} {o2.var[k, j] / vo2n[j] - 1:+.1e}")
-        print("  t   | E L MC (ours +- SE)    notes MC              z     | o1 diff  o2 diff  "
-              "| tr Kbar diff | c_t (notes) | tr S o1, o2 | kink-free")
+                print(
+                    f"  {t:<3d} x*{j + 1} | {mc.var[k, j]:.5e} +- {mc.var_se[k, j]:.1e}  "
+                    f"{vmcn[j][0]:.5e} +- {vmcn[j][1]:.1e} {z:+5.2f} | "
+                    f"{o1.var[k, j] / vo1n[j] - 1:+.1e} {o2.var[k, j] / vo2n[j] - 1:+.1e}"
+                )
+        print(
+            "  t   | E L MC (ours +- SE)    notes MC              z     | o1 diff  o2 diff  "
+            "| tr Kbar diff | c_t (notes) | tr S o1, o2"
+        )
         for k, t in enumerate(steps):
             lmc, l1, l2, trk, ct = _NOTES_74[name][t]
             se = math.hypot(mc.loss_se[k], lmc[1])
             z = (mc.loss_mean[k] - lmc[0]) / se
-            print(f"  {t:<3d} | {mc.loss_mean[k]:.7f} +- {mc.loss_se[k]:.1e}  {lmc[0]:.7f} +- "
-                  f"{lmc[1]:.1e} {z:+5.2f} | {o1.expected_loss[k] - l1:+.0e}  "
-                  f"{o2.expected_loss[k] - l2:+.0e} | {o2.trace_kbar[k] - trk:+.1e} | "
-                  f"{o2.closure_indicator[k]:.3f} ({ct:.3f}) | "
-                  f"{o1.trace_s[k]:.5f}, {o2.trace_s[k]:.5f} | {1 - mc.pattern_changed[k]:.2f}")
+            print(
+                f"  {t:<3d} | {mc.loss_mean[k]:.7f} +- {mc.loss_se[k]:.1e}  {lmc[0]:.7f} +- "
+                f"{lmc[1]:.1e} {z:+5.2f} | {o1.expected_loss[k] - l1:+.0e}  "
+                f"{o2.expected_loss[k] - l2:+.0e} | {o2.trace_kbar[k] - trk:+.1e} | "
+                f"{o2.closure_indicator[k]:.3f} ({ct:.3f}) | "
+                f"{o1.trace_s[k]:.5f}, {o2.trace_s[k]:.5f}"
+            )
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Case A of the notes borovykh2019.md, section 7")
+    parser.add_argument("--pairs", type=int, default=100_000, help="antithetic pairs per setting")
+    parser.add_argument("--seed", type=int, default=2019)
+    args = parser.parse_args()
+    main(args.pairs, args.seed)

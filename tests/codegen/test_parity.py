@@ -47,6 +47,7 @@ TOY_ITEMS = (
     "dp_stage",
     "rec_moving",
     "at_root",
+    "rot",
 )
 RECURRENCES = ("rec", "heron", "rec_moving", "at_root")
 MIN_PLUS = ("dp_envelope", "dp_item", "dp_stage")
@@ -250,3 +251,13 @@ def test_min_plus_grid_groups_runs_and_handles_any_order(toy_set, toy_kernels) -
     np.testing.assert_array_equal(toy_kernels.dp_item_grid_serial(*arrays), want)
     outside = [w for w, p in zip(want, points, strict=True) if abs(p["y"]) > 3]
     assert outside and all(v == math.inf for v in outside)
+
+
+def test_array_program_is_k_rotations(toy_set, toy_kernels) -> None:
+    """rot = 2 [cos(K a) + q sin(K a)]: the kernel and the interpreter against the closed
+    form (a scatter, loop nests, a parameter as an index)."""
+    for p in POINTS[:3]:
+        a, q, k = p["a"], p["q"], int(p["K"])
+        want = 2 * (math.cos(k * a) + q * math.sin(k * a))
+        assert toy_kernels.rot(a, q, float(k)) == pytest.approx(want, rel=1e-12, abs=1e-12)
+        assert float(evaluate(toy_set, "rot", p)) == pytest.approx(want, rel=1e-12, abs=1e-12)
