@@ -599,6 +599,13 @@ class KernelPrinter:
                   f'    """finish and output of {item.name} on the arrays of {helper}."""',
                   unpack]
         finish += self.dependency_lines(self.fs.dependencies(item), "    ")
+        # the helper's arrays are shared by every call (the grid reuses them): finish writes
+        # into fresh arrays (zeros, or a copy of an array the steps computed)
+        before = {st.target.func.__name__ for st in (*item.setup, *item.body)}
+        for name in dict.fromkeys(st.target.func.__name__ for st in item.finish):
+            fresh = f"{arrays[name]}.copy()" if name in before else \
+                f"np.zeros({shapes[name]!r})"
+            finish.append(f"    {arrays[name]} = {fresh}")
         for st in item.finish:
             finish += self._statement_lines(st, names, arrays, "    ")
         temps, (value,) = print_assignments([item.output], names, "    ", "_o", arrays)

@@ -284,9 +284,56 @@ def _snap(q: float, kind: str) -> float:
     return round(-1.0 + 0.08 * round((q + 1.0) / 0.08), 10) if kind == "sign" else round(q, 2)
 
 
+def check_expectation(build: Build, values: Mapping[str, float], *, draws: int, starts: int,
+                      rng: np.random.Generator) -> tuple[list[CheckRow], str]:
+    """E f_t and Var f_t at every test input, at t = 1 and t = min(10, step), against a
+    Monte Carlo of noisy gradient descent on the network itself (``draws`` paths as
+    antithetic pairs), within 3 SE plus the tolerance of
+    :mod:`runtime.expectation_report` (the Taylor expansion is not exact: 2% of the
+    output's standard deviation for the mean, 5% for the variance); then the horizon of
+    orders 1 and 2 (first step off) up to ``step``.  ``--starts`` is unused."""
+    from . import expectation_report as report
+
+    del starts
+    last = int(values["step"])
+    early = sorted({1, max(1, min(10, last))})
+    steps = report.horizon_steps(max(last, 1))
+    mc = report.monte_carlo(build, values, sorted(set(steps + early)), max(draws // 2, 2),
+                            int(rng.integers(2**31)))
+    index = {int(t): k for k, t in enumerate(mc.steps)}
+    order = int(build.spec["order"])
+    mean, var = report.predictions(build, values, mc.steps)
+    rows = []
+    method = f"Monte Carlo of noisy GD on the network, {mc.paths} paths (antithetic)"
+    for t in early:
+        k = index[t]
+        for x in range(mean.shape[1]):
+            sd = float(np.sqrt(max(mc.var[k, x], 0.0)))
+            for name, got, ref, se, tol in (
+                    ("mean_output", mean[k, x], mc.mean[k, x], mc.mean_se[k, x],
+                     report.MEAN_TOLERANCE * sd),
+                    ("output_variance", var[k, x], mc.var[k, x], mc.var_se[k, x],
+                     report.VARIANCE_TOLERANCE * mc.var[k, x])):
+                agree = abs(got - ref) <= 3 * se + tol
+                rows.append(CheckRow(f"{name}(step={t}, test_point={x})", float(got),
+                                     float(ref), float(se), method, bool(agree),
+                                     f"|diff| <= 3 se + {tol:.2g} (order {order})"))
+    builds = report.order_builds(build)
+    lines = [f"Horizon at learning_rate = {values['learning_rate']:g}, noise_std = "
+             f"{values['noise_std']:g} (first step of {', '.join(map(str, mc.steps))} where the "
+             f"prediction is off: |mean error| > 3 SE + {report.MEAN_TOLERANCE:g} sd or "
+             f"|variance error| > 3 SE + {report.VARIANCE_TOLERANCE:g} Var):"]
+    all_steps = [int(t) for t in mc.steps]
+    for o in (1, 2):
+        m, v = report.predictions(builds[o], values, all_steps)
+        lines.append(f"  order {o}: {report.horizon(all_steps, report.off(m, v, mc))}")
+    return rows, "\n".join(lines)
+
+
 CHECKS: dict[str, Callable[..., list[CheckRow] | tuple[list[CheckRow], str]]] = {
     "weight_decay": check_weight_decay,
     "large_deviation": check_large_deviation,
+    "expectation": check_expectation,
 }
 
 

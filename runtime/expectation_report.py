@@ -1,0 +1,161 @@
+"""Expectation recursions against Monte Carlo of noisy gradient descent on the network.
+
+The Monte Carlo (``runtime/reference/expectation_sampling.py``) is plain numpy: it runs
+noisy gradient descent on the actual network, never the Taylor expansion.  This module
+evaluates the generated kernels of both orders on the same steps and reports where each
+order leaves the simulation (its *horizon*).
+
+Tolerance of the horizon (stated in every table): the prediction is off at step t when
+``|E f_pred - E f_MC| > 3 SE + MEAN_TOLERANCE * sd_MC`` (sd = the output's standard
+deviation) or ``|Var_pred - Var_MC| > 3 SE + VARIANCE_TOLERANCE * Var_MC``, at any test input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .session import Build, apply_structural, build
+
+#: Allowed mean error, as a fraction of the simulated output's standard deviation.
+MEAN_TOLERANCE = 0.02
+#: Allowed relative variance error.
+VARIANCE_TOLERANCE = 0.05
+
+
+def numpy_activation_derivatives(text: str) -> tuple[Callable, Callable, Callable]:
+    """phi, phi', phi'' of the model's activation as numpy functions (whitelisted parser,
+    ``sympy.diff`` with Dirac deltas dropped, ``sympy.lambdify``; no generated code)."""
+    import sympy as sp
+
+    from derivations.activation import ACTIVATION_VARIABLE, parse_activation
+
+    x = ACTIVATION_VARIABLE
+    expr = parse_activation(text, "activation")
+    exprs = [expr]
+    for _ in range(2):
+        exprs.append(sp.diff(exprs[-1], x).replace(
+            lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0)))
+    out = []
+    for e in exprs:
+        f = sp.lambdify(x, e, modules=["scipy", "numpy"])
+
+        def g(v: np.ndarray, f=f) -> np.ndarray:
+            return np.broadcast_to(np.asarray(f(v), dtype=float), np.shape(v))
+
+        out.append(g)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class ReferenceNetwork:
+    """The model's network and data as plain arrays."""
+
+    params: tuple
+    phi: Callable
+    dphi: Callable
+    train_inputs: np.ndarray
+    train_targets: np.ndarray
+    test_inputs: np.ndarray
+    noise_scaling: str
+
+
+def reference_network(b: Build) -> ReferenceNetwork:
+    from derivations.expectation import initial_weights
+
+    from .reference.expectation_sampling import NetworkParams
+
+    spec = b.spec
+    data = spec["data"]
+    train = np.array(data["train_inputs"], dtype=float)
+    ws, bs, v = initial_weights(spec, train.shape[1])
+    phi, dphi, _ = numpy_activation_derivatives(spec["activation"])
+    return ReferenceNetwork(NetworkParams(ws, bs, v), phi, dphi, train,
+                            np.array(data["train_targets"], dtype=float),
+                            np.array(data["test_inputs"], dtype=float), spec["noise_scaling"])
+
+
+def monte_carlo(b: Build, values: Mapping[str, float], steps: Sequence[int], pairs: int,
+                seed: int = 0):
+    """Antithetic Monte Carlo of noisy GD on the model's network at ``values``."""
+    from .reference.expectation_sampling import noise_scale, simulate_noisy_gd
+
+    net = reference_network(b)
+    eta, sigma = float(values["learning_rate"]), float(values["noise_std"])
+    return simulate_noisy_gd(net.params, net.phi, net.dphi, net.train_inputs,
+                             net.train_targets, net.test_inputs, eta,
+                             noise_scale(eta, sigma, net.noise_scaling), list(steps), pairs,
+                             seed)
+
+
+def order_builds(b: Build) -> dict[int, Build]:
+    """Builds of the same model at orders 1 and 2 (the given one reused)."""
+    out = {}
+    for order in (1, 2):
+        out[order] = b if int(b.spec["order"]) == order else build(
+            apply_structural(b.spec, {"order": order}, "expectation report"))
+    return out
+
+
+def predictions(b: Build, values: Mapping[str, float], steps: Sequence[int]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """E f_t and Var f_t, shape (len(steps), test inputs), from the generated kernels."""
+    kernels = b.kernels()
+    n_test = len(b.spec["data"]["test_inputs"])
+    t = np.repeat(np.asarray(steps, dtype=float), n_test)
+    x = np.tile(np.arange(n_test, dtype=float), len(steps))
+    eta = np.full(t.size, float(values["learning_rate"]))
+    sigma = np.full(t.size, float(values["noise_std"]))
+    shape = (len(steps), n_test)
+    mean = kernels.mean_output_grid(t, x, eta, sigma).reshape(shape)
+    var = kernels.output_variance_grid(t, x, eta, sigma).reshape(shape)
+    return mean, var
+
+
+def off(mean, var, mc) -> np.ndarray:
+    """Per step: is the prediction outside the tolerance of the module docstring?"""
+    sd = np.sqrt(np.maximum(mc.var, 0.0))
+    bad_mean = np.abs(mean - mc.mean) > 3 * mc.mean_se + MEAN_TOLERANCE * sd
+    bad_var = np.abs(var - mc.var) > 3 * mc.var_se + VARIANCE_TOLERANCE * mc.var
+    return np.any(bad_mean | bad_var, axis=1)
+
+
+def horizon(steps: Sequence[int], flags: np.ndarray) -> str:
+    """The first step whose prediction is off, or '> last step'."""
+    bad = np.nonzero(flags)[0]
+    return str(int(steps[bad[0]])) if bad.size else f"> {int(steps[-1])}"
+
+
+def horizon_steps(last: int) -> list[int]:
+    """1, 2, 5, 10, 20, 50, ... up to ``last`` (and ``last`` itself)."""
+    out, k = [], 0
+    while True:
+        for m in (1, 2, 5):
+            t = m * 10**k
+            if t > last:
+                return sorted(set(out + [last])) if last >= 1 else [1]
+            out.append(t)
+        k += 1
+
+
+def horizon_table(b: Build, settings: Sequence[tuple[float, float]], last: int, pairs: int,
+                  seed: int = 0) -> str:
+    """For each (eta, sigma): the first step at which order 1 and order 2 leave the Monte
+    Carlo, as a Markdown table."""
+    builds = order_builds(b)
+    steps = horizon_steps(last)
+    lines = [f"Horizon: first step t (of {', '.join(map(str, steps))}) at which the "
+             f"prediction leaves the Monte Carlo ({2 * pairs} paths): |mean error| > 3 SE + "
+             f"{MEAN_TOLERANCE:g} sd or |variance error| > 3 SE + {VARIANCE_TOLERANCE:g} Var, "
+             "at any test input.", "",
+             "| eta | sigma | order 1 | order 2 |", "|---|---|---|---|"]
+    base = dict(b.defaults)
+    for k, (eta, sigma) in enumerate(settings):
+        values = {**base, "learning_rate": eta, "noise_std": sigma}
+        mc = monte_carlo(b, values, steps, pairs, seed + k)
+        cells = [horizon(steps, off(*predictions(builds[o], values, steps), mc))
+                 for o in (1, 2)]
+        lines.append(f"| {eta:g} | {sigma:g} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
