@@ -421,13 +421,19 @@ def derive(spec: ModelSpec) -> FormulaSet:
             [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
                 "tr Theta = tr J^T J (Gauss-Newton)")], E("trace", zero),
             "trace of the expected loss Hessian (order 1: tr Theta, constant in t)", "4.4"))
+        items.append(program(
+            "mean_weights_hessian_trace", arrays, setup, body,
+            [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
+                "tr Theta")], E("trace", zero),
+            "trace of the loss Hessian at the mean weights (order 1: tr Theta)", "3.4"))
     else:
         state = [("m", (P,)), ("S", (P, P))]
         moment_arrays, moments = closure_moments(n, P)
         step_arrays, step = order2_step(P)
         out_arrays, at_test = test_point_statements(n, P)
         arrays = state + moment_arrays + step_arrays + out_arrays + [
-            ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,))]
+            ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,)),
+            ("rbar", (n,)), ("trace_mean", (1,))]
         body = moments + step
         k, p, q = K_, P_, Q_
         items += [
@@ -449,6 +455,12 @@ def derive(spec: ModelSpec) -> FormulaSet:
                [(k, n), (p, P), (q, P)], True),
             st(E("linear", k), E("grad", k, p) * E("S", p, q) * E("grad", k, q),
                [(k, n), (p, P), (q, P)], True),
+            st(E("rbar", k), E("rho", k), [(k, n)]),
+            st(E("rbar", k), -E("HS", k, p, p) / 2, [(k, n), (p, P)], True,
+               "residual at the mean weights r_i(m) = rho_i - tr(H_i S)/2"),
+            st(E("trace_mean", zero), E("grad", k, p)**2 + E("rbar", k) * E("Hes", k, p, p),
+               [(k, n), (p, P)], True,
+               "tr Hessian of L^(2) at m = sum_i [|a_i|^2 + r_i(m) tr H_i]"),
         ]
         ratio = [E("closure", kk) / E("linear", kk) for kk in range(n)]
         items += [
@@ -456,6 +468,10 @@ def derive(spec: ModelSpec) -> FormulaSet:
                     "E L_t, the expected training loss after step updates (order 2)", "4.4"),
             program("loss_hessian_trace", arrays + extra, [], body, final, E("trace", zero),
                     "tr K-bar_t, the trace of the expected loss Hessian (order 2)", "4.4"),
+            program("mean_weights_hessian_trace", arrays + extra, [], body, final,
+                    E("trace_mean", zero),
+                    "trace of the loss Hessian of the order-2 model at the mean weights m_t "
+                    "(the noise flattens it, section 4.5)", "4.4"),
             program("closure_indicator", arrays + extra, [], body, final,
                     sp.Max(*ratio) if n > 1 else ratio[0],
                     "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i): warn above 0.1 (the "
@@ -473,7 +489,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
     latex = [("noise_step", "s"), ("mean_output", r"\mathbb{E}f_t(x_*)"),
              ("output_variance", r"\mathrm{Var}\,f_t(x_*)"), ("expected_loss",
              r"\mathbb{E}L_t"), ("loss_hessian_trace", r"\mathrm{tr}\,\bar K_t"),
-             ("closure_indicator", "c_t"), ("Jac", "J"), ("Hes", "H"), ("ThetaZZ", r"\Theta"),
+             ("closure_indicator", "c_t"),
+             ("mean_weights_hessian_trace", r"\mathrm{tr}\,\nabla^2L^{(2)}(m_t)"),
+             ("Jac", "J"), ("Hes", "H"), ("ThetaZZ", r"\Theta"),
              ("mu", r"\mu"), ("grad", r"\mathsf{a}"), ("rho", r"\rho"), ("K", r"\bar K")]
     return FormulaSet(name=spec.stem, family="expectation", source=spec.source,
                       params=tuple(params), items=tuple(items), latex_names=tuple(latex),

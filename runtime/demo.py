@@ -267,9 +267,107 @@ def large_deviation_figures(b: Build, folder: Path, quick: bool = False
              + text_rates)]
 
 
+def _log_steps(last: int, count: int) -> np.ndarray:
+    """About ``count`` distinct integer steps from 0 to ``last``, log-spaced after 1."""
+    steps = np.unique(np.round(np.geomspace(1, max(last, 1), count)).astype(int))
+    return np.concatenate([[0], steps])
+
+
+def expectation_figures(b: Build, folder: Path, quick: bool = False
+                        ) -> list[tuple[str, str]]:
+    """Borovykh 2019: (1) E f_t and Var f_t at the first test input, orders 1 and 2 against
+    Monte Carlo of noisy GD on the network (bands: 2 SE); (2) the noise: order-2 shift
+    E f_t(sigma) - f_t(sigma = 0) with the Monte Carlo's, and the trace of the expected
+    loss Hessian at the mean weights (noisy minus noiseless: the noise flattens it) for
+    three noise levels, with the network's own Hessian at w_0 + E d_t of the Monte Carlo."""
+    from . import expectation_report as report
+
+    plt = _pyplot()
+    builds = report.order_builds(b)
+    values = b.defaults
+    last = int(values["step"])
+    steps = _log_steps(last, 12 if quick else 20)
+    pairs = 5_000 if quick else 50_000
+    _say(f"{b.spec.stem}: Monte Carlo of noisy gradient descent ({2 * pairs} paths)")
+    mc = report.monte_carlo(b, values, steps, pairs, seed=1)
+    preds = {o: report.predictions(builds[o], values, steps) for o in (1, 2)}
+    fig, (ax_m, ax_v) = plt.subplots(1, 2, figsize=(11, 4))
+    x = 0
+    for ax, k, label in ((ax_m, 0, r"$\mathbb{E}f_t(x_*)$"),
+                         (ax_v, 1, r"$\mathrm{Var}\,f_t(x_*)$")):
+        ref = mc.mean[:, x] if k == 0 else mc.var[:, x]
+        se = mc.mean_se[:, x] if k == 0 else mc.var_se[:, x]
+        ax.fill_between(steps, ref - 2 * se, ref + 2 * se, color="0.75",
+                        label=f"Monte Carlo, {mc.paths} paths (2 SE)")
+        ax.plot(steps, ref, color="0.3", lw=1)
+        for o, style in ((1, dict(ls="--", color="C0")), (2, dict(ls="-", color="C3"))):
+            ax.plot(steps, preds[o][k][:, x], label=f"order {o}", **style)
+        ax.set(xlabel="step t", ylabel=label, xscale="symlog")
+        ax.legend(fontsize=8)
+    ax_m.set_title("mean output at the first test input")
+    ax_v.set_title("output variance")
+    fig.tight_layout()
+    _save(fig, folder / "expectation_output.png")
+
+    # the noise: shift of the mean and the loss-Hessian trace
+    sigma0 = float(values["noise_std"]) or 0.1
+    sigmas = (0.5 * sigma0, sigma0, 2 * sigma0)
+    fig, (ax_s, ax_h) = plt.subplots(1, 2, figsize=(11, 4))
+    order2 = builds[2]
+    k2 = order2.kernels()
+    t = steps.astype(float)
+    n = t.size
+    eta = np.full(n, float(values["learning_rate"]))
+
+    def column(name: str, sigma: float, with_point: bool = True) -> np.ndarray:
+        args = (t, np.zeros(n), eta, np.full(n, sigma)) if with_point else (
+            t, eta, np.full(n, sigma))
+        return getattr(k2, name + "_grid_serial")(*args)
+
+    noiseless = column("mean_output", 0.0)
+    trace0 = column("mean_weights_hessian_trace", 0.0, False)
+    displacements = report.noiseless_displacements(b, values, steps)
+    hessian_rows = np.nonzero(steps >= 1)[0][::2]
+    rows = ["| sigma | t | shift, order 2 | shift, Monte Carlo (2 SE) |", "|---|---|---|---|"]
+    for colour, sigma in zip(("C2", "C1", "C3"), sigmas, strict=True):
+        shift = column("mean_output", sigma) - noiseless
+        ax_s.plot(steps, shift, color=colour, label=rf"order 2, $\sigma$ = {sigma:g}")
+        sim = report.monte_carlo(b, {**values, "noise_std": sigma}, steps, pairs // 2,
+                                 seed=2)
+        # the Monte Carlo's shift is centred on its own noiseless run (noiseless GD)
+        mc_shift = sim.mean[:, 0] - report.noiseless_outputs(b, values, steps)[:, 0]
+        ax_s.errorbar(steps, mc_shift, yerr=2 * sim.mean_se[:, 0], fmt="o", ms=3,
+                      color=colour, label=rf"Monte Carlo, $\sigma$ = {sigma:g}")
+        flat = column("mean_weights_hessian_trace", sigma, False) - trace0
+        ax_h.plot(steps, flat, color=colour, label=rf"order 2, $\sigma$ = {sigma:g}")
+        true = [report.loss_hessian_trace_at(b, d) - report.loss_hessian_trace_at(b, d0)
+                for d, d0 in zip(sim.mean_displacement[hessian_rows],
+                                 displacements[hessian_rows], strict=True)]
+        ax_h.plot(steps[hessian_rows], true, "o", ms=4, color=colour,
+                  label=rf"network at $w_0+\mathbb{{E}}d_t$ (MC), $\sigma$ = {sigma:g}")
+        rows.append(f"| {sigma:g} | {steps[-1]} | {shift[-1]:.4g} | {mc_shift[-1]:.4g} "
+                    f"(+- {2 * sim.mean_se[-1, 0]:.2g}) |")
+    ax_h.axhline(0, color="k", lw=0.6)
+    ax_s.axhline(0, color="k", lw=0.6)
+    ax_s.set(xlabel="step t", ylabel=r"$\mathbb{E}f_t(x_*) - f_t(x_*)|_{\sigma=0}$",
+             xscale="symlog", title="noise shift of the mean output (order 1: zero)")
+    ax_h.set(xlabel="step t", ylabel=r"$\Delta\,\mathrm{tr}\,\nabla^2 L$ at the mean weights",
+             xscale="symlog", title="the noise flattens the loss at the mean weights")
+    for ax in (ax_s, ax_h):
+        ax.legend(fontsize=7)
+        ax.set_xlim(left=0)
+    fig.tight_layout()
+    _save(fig, folder / "expectation_noise.png")
+    return [("Output evolution: order 1, order 2 and Monte Carlo",
+             "![mean and variance of the output](expectation_output.png)"),
+            ("The noise: shift of the mean output and the loss-Hessian trace",
+             "![noise shift and Hessian trace](expectation_noise.png)\n\n" + "\n".join(rows))]
+
+
 FIGURES: dict[str, Callable[[Build, Path, bool], list[tuple[str, str]]]] = {
     "weight_decay": weight_decay_figures,
     "large_deviation": large_deviation_figures,
+    "expectation": expectation_figures,
 }
 
 

@@ -90,6 +90,41 @@ def monte_carlo(b: Build, values: Mapping[str, float], steps: Sequence[int], pai
                              seed)
 
 
+def noiseless_outputs(b: Build, values: Mapping[str, float], steps: Sequence[int]
+                      ) -> np.ndarray:
+    """f_t at the test inputs under gradient descent without noise on the network itself."""
+    from .reference.expectation_sampling import noiseless_gd
+
+    net = reference_network(b)
+    return noiseless_gd(net.params, net.phi, net.dphi, net.train_inputs, net.train_targets,
+                        net.test_inputs, float(values["learning_rate"]), list(steps)).outputs
+
+
+def loss_hessian_trace_at(b: Build, displacement: np.ndarray) -> float:
+    r""":math:`\mathrm{tr}\,\nabla^2L(w_0 + d) = \sum_i[|J_i|^2 + r_i\,\mathrm{tr}H_i]` of the
+    network itself (jets by the numpy oracle)."""
+    from .reference.expectation_sampling import flatten_params, network_jets, unflatten_params
+
+    net = reference_network(b)
+    phi, dphi, d2phi = numpy_activation_derivatives(b.spec["activation"])
+    w = flatten_params(net.params) + np.asarray(displacement, dtype=float)
+    f, jac, hes = network_jets(unflatten_params(w, net.params), phi, dphi, d2phi,
+                               net.train_inputs)
+    r = f - net.train_targets
+    return float(np.sum(jac**2) + np.sum(r * np.trace(hes, axis1=1, axis2=2)))
+
+
+def noiseless_displacements(b: Build, values: Mapping[str, float], steps: Sequence[int]
+                            ) -> np.ndarray:
+    """w_t - w_0 of gradient descent without noise on the network, one row per step."""
+    from .reference.expectation_sampling import flatten_params, noiseless_gd
+
+    net = reference_network(b)
+    run = noiseless_gd(net.params, net.phi, net.dphi, net.train_inputs, net.train_targets,
+                       net.test_inputs, float(values["learning_rate"]), list(steps))
+    return np.asarray(run.weights) - flatten_params(net.params)
+
+
 def order_builds(b: Build) -> dict[int, Build]:
     """Builds of the same model at orders 1 and 2 (the given one reused)."""
     out = {}

@@ -122,7 +122,8 @@ def test_depth_one_and_anisotropic_data() -> None:
 @pytest.mark.parametrize("path", sorted(MODELS_DIR.glob("*.toml")), ids=lambda p: p.stem)
 def test_bundled_models_load(path: Path) -> None:
     spec = load_model(path)
-    want = "large_deviation" if path.stem.startswith("ld_") else "weight_decay"
+    want = ("large_deviation" if path.stem.startswith("ld_") else "expectation"
+            if path.stem.startswith("expectation") else "weight_decay")
     assert spec.family == want
     assert spec.source == str(path)
     assert spec.stem == path.stem

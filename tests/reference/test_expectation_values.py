@@ -112,3 +112,23 @@ def test_case_a_loss_hessian_trace_and_closure(kernels) -> None:
         assert kernels[2].closure_indicator(t, eta, sigma) == pytest.approx(closure, abs=5e-4)
         assert kernels[1].loss_hessian_trace(t, eta, sigma) == pytest.approx(TRACE_THETA,
                                                                              abs=1e-5)
+
+
+#: section 7.4, "Regularisation seen in the Hessian": order-2 trace of the loss Hessian at
+#: the mean weights, noisy minus noiseless
+FLATTENING = {("A1", 10): -0.00597, ("A1", 50): -0.04984, ("A1", 200): -0.18345,
+              ("A2", 10): -0.05229, ("A2", 50): -0.31663, ("A2", 200): -0.86462}
+
+
+def test_case_a_noise_flattens_the_hessian_at_the_mean_weights(kernels) -> None:
+    for (setting, t), want in FLATTENING.items():
+        eta, sigma = SETTINGS[setting]
+        trace = kernels[2].mean_weights_hessian_trace
+        got = trace(t, eta, sigma) - trace(t, eta, 0.0)
+        assert got == pytest.approx(want, abs=6e-6), (setting, t)
+    # order 1 sees no flattening: the linearised loss Hessian is J^T J
+    assert kernels[1].mean_weights_hessian_trace(50, 0.05, 0.2) == pytest.approx(
+        TRACE_THETA, abs=1e-5)
+    # step 0: the Hessian of the true loss at w_0 (notes 7.2: trace 13.81092)
+    assert kernels[2].mean_weights_hessian_trace(0, 0.05, 0.2) == pytest.approx(13.81092,
+                                                                                abs=6e-6)
