@@ -57,6 +57,9 @@ ROOT_TOLERANCE = 1e-14
 #: The O(G^2) dynamic programming tabulates J once when G <= this (a G x G matrix of
 #: doubles: 128 MiB at 4096), else it evaluates J afresh in every stage.
 DP_MATRIX_LIMIT = 4096
+#: An array statement that is a product summed over one index becomes ``np.dot`` (BLAS) when
+#: the sliced extents multiply to at least this (below it plain loops are as fast).
+MATMUL_MIN_WORK = 512
 ROOT_MAX_ITERATIONS = 200
 
 
@@ -527,10 +530,15 @@ class KernelPrinter:
         return "\n\n\n".join(blocks)
 
     def _statement_lines(self, st: ArrayStatement, names: dict[str, str],
-                         arrays: dict[str, str], indent: str) -> list[str]:
+                         arrays: dict[str, str], indent: str,
+                         shapes: dict[str, tuple[int, ...]] | None = None) -> list[str]:
         loops = {s.name: f"_i_{s.name}" for s, _ in st.loops}
         local = {**names, **loops}
         integers = frozenset(loops)
+        if shapes is not None:
+            product = self._product_lines(st, local, arrays, integers, indent, shapes)
+            if product is not None:
+                return product
         lines = []
         for depth, (s, extent) in enumerate(st.loops):
             lines.append(f"{indent}{'    ' * depth}for {loops[s.name]} in range({extent}):")
@@ -539,6 +547,84 @@ class KernelPrinter:
         target = NumbaExpressionPrinter(local, arrays, integers).array_element(st.target)
         op = "+=" if st.accumulate else "="
         return lines + temps + [f"{inner}{target} {op} {value}"]
+
+    @staticmethod
+    def _product_lines(st: ArrayStatement, local: dict[str, str], arrays: dict[str, str],
+                       integers: frozenset[str], indent: str,
+                       shapes: dict[str, tuple[int, ...]]) -> list[str] | None:
+        """``T[..] += c * A[..] * B[..]`` summed over one index r, as ``np.dot`` of 2-D or
+        1-D slices (BLAS) inside loops over the remaining indices; None when the statement
+        is not of that form or too small (then plain loops are emitted).
+
+        The sliced indices are r and the target's last index found only in A (i) and only
+        in B (j); every other index is fixed by an outer loop (or is an expression).  A's
+        sliced axes are (i, r), (r, i) or (r,), B's (r, j), (j, r) or (r,), the target's
+        (i, j), (i,), (j,) or none; each sliced axis covers its array's whole dimension, and
+        the target is not an operand."""
+        if not st.accumulate:
+            return None
+        value = sp.sympify(st.value)
+        factors = sp.Mul.make_args(value)
+        elements = [f for f in factors if isinstance(f, sp.core.function.AppliedUndef)]
+        coeff = sp.Mul(*[f for f in factors if f not in elements])
+        extents = {s: n for s, n in st.loops}
+        if len(elements) != 2 or elements[0] == elements[1] or (
+                coeff.free_symbols & set(extents)) or coeff.atoms(sp.core.function.AppliedUndef):
+            return None
+        if st.target.func in {e.func for e in elements}:
+            return None  # reads its own target: the loops' order of updates matters
+        target = st.target
+        syms = {e: [x for x in e.args if x.is_Symbol and x in extents]
+                for e in (*elements, target)}
+        in_target = set(syms[target])
+        for a, b in (elements, elements[::-1]):
+            shared = [s for s in syms[a] if s in syms[b] and s not in in_target]
+            for r in sorted(shared, key=lambda s: -extents[s]):  # contract the longest index
+                # i, j: the target's last index found only in A, only in B; the rest loop
+                i = [x for x in syms[a] if x in in_target and x not in syms[b]][-1:]
+                j = [x for x in syms[b] if x in in_target and x not in syms[a]][-1:]
+                sliced = {r, *i, *j}
+                if any(sum(1 for x in e.args if x == s) > 1
+                       for e in (a, b, target) for s in sliced):
+                    continue
+                axes = {e: [x for x in e.args if x in sliced] for e in (a, b, target)}
+                if axes[target] != i + j or sorted(axes[a], key=str) != sorted(
+                        [r, *i], key=str) or sorted(axes[b], key=str) != sorted([r, *j], key=str):
+                    continue
+                if any(shapes[e.func.__name__][k] != extents[x]
+                       for e in (a, b, target) for k, x in enumerate(e.args) if x in sliced):
+                    continue
+                work = 1
+                for s in sliced:
+                    work *= extents[s]
+                if work < MATMUL_MIN_WORK:
+                    return None
+                return KernelPrinter._dot_lines(st, a, b, coeff, sliced, axes, r, local,
+                                                arrays, integers, indent)
+        return None
+
+    @staticmethod
+    def _dot_lines(st: ArrayStatement, a: sp.Expr, b: sp.Expr, coeff: sp.Expr, sliced: set,
+                   axes: dict, r: sp.Symbol, local: dict[str, str], arrays: dict[str, str],
+                   integers: frozenset[str], indent: str) -> list[str]:
+        outer = [(s, n) for s, n in st.loops if s not in sliced]
+        printer = NumbaExpressionPrinter(local, arrays, integers)
+
+        def view(e: sp.Expr, transpose: bool) -> str:
+            idx = ", ".join(":" if x in sliced else printer._index(x) for x in e.args)
+            text = f"{arrays[e.func.__name__]}[{idx}]"
+            return f"np.ascontiguousarray({text}{'.T' if transpose else ''})"
+
+        left = view(a, len(axes[a]) == 2 and axes[a][0] == r)
+        right = view(b, len(axes[b]) == 2 and axes[b][1] == r)
+        lines = [f"{indent}{'    ' * d}for {local[s.name]} in range({n}):"
+                 for d, (s, n) in enumerate(outer)]
+        inner = indent + "    " * len(outer)
+        temps, (c,) = print_assignments([coeff], local, inner, "_c", arrays, integers)
+        tidx = ", ".join(":" if x in sliced else printer._index(x) for x in st.target.args)
+        scale = "" if coeff == 1 else f"({c}) * "
+        return lines + temps + [f"{inner}{arrays[st.target.func.__name__]}[{tidx}] += "
+                                f"{scale}np.dot({left}, {right})"]
 
     def _emit_ArrayProgram(self, item: ArrayProgram, args: tuple[str, ...]) -> str:
         """Three pieces: ``_program_N`` (njit: allocation, set-up and steps; shared by every
@@ -586,12 +672,12 @@ class KernelPrinter:
             for name, shape in item.arrays:
                 lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
             for st in item.setup:
-                lines += self._statement_lines(st, names, arrays, "    ")
+                lines += self._statement_lines(st, names, arrays, "    ", shapes)
             steps = NumbaExpressionPrinter(names).doprint(item.steps)
             if item.body:
                 lines.append(f"    for _step in range(int({steps})):")
                 for st in item.body:
-                    lines += self._statement_lines(st, names, arrays, "        ")
+                    lines += self._statement_lines(st, names, arrays, "        ", shapes)
             lines.append(f"    return ({', '.join(arrays[n] for n in everything)},)")
             blocks.append("\n".join(lines))
         helper, helper_args = self._array_helpers[key]
@@ -607,7 +693,7 @@ class KernelPrinter:
                 f"np.zeros({shapes[name]!r})"
             finish.append(f"    {arrays[name]} = {fresh}")
         for st in item.finish:
-            finish += self._statement_lines(st, names, arrays, "    ")
+            finish += self._statement_lines(st, names, arrays, "    ", shapes)
         temps, (value,) = print_assignments([item.output], names, "    ", "_o", arrays)
         blocks.append("\n".join(finish + temps + [f"    return {value}"]))
         doc = f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({', '.join(args)})"
