@@ -322,6 +322,40 @@ def test_point_statements(n: int, P: int) -> tuple[list, list[ArrayStatement]]:
     ]
 
 
+# -- stability (section 8.3) ----------------------------------------------------------------------
+#: Power iterations per step for lambda_max (warm-started from the previous step's vector).
+POWER_ITERATIONS = 2
+
+
+def stability_statements(matrix: str, size: int) -> tuple[list, list, list]:
+    r"""Arrays, set-up and per-step statements tracking
+    :math:`\min_t[2-\eta\lambda_{\max}(A_t)]` for the symmetric ``matrix`` A (its leading
+    ``size`` x ``size`` block): power iteration warm-started across steps (Rayleigh quotient
+    :math:`u^\top Au` with :math:`|u|=1`; an estimate from below that converges as the
+    steps go on).  Gradient descent on the (expected) loss is stable while it is >= 0."""
+    p, q = P_, Q_
+    zero = sp.Integer(0)
+    arrays = [("u", (size,)), ("Au", (size,)), ("norm", (1,)), ("lam", (1,)), ("margin", (1,))]
+    setup = [st(E("u", p), 1 / sp.sqrt(size), [(p, size)], meaning="power iteration start"),
+             st(E("margin", zero), 2, [])]
+    body = []
+    for _ in range(POWER_ITERATIONS):
+        body += [
+            st(E("Au", p), 0, [(p, size)]),
+            st(E("Au", p), E(matrix, p, q) * E("u", q), [(p, size), (q, size)], True),
+            st(E("lam", zero), 0, []),
+            st(E("lam", zero), E("u", p) * E("Au", p), [(p, size)], True,
+               "Rayleigh quotient u^T A u"),
+            st(E("norm", zero), 0, []),
+            st(E("norm", zero), E("Au", p)**2, [(p, size)], True),
+            st(E("u", p), E("Au", p) / sp.sqrt(E("norm", zero) + sp.Float(1e-300)),
+               [(p, size)]),
+        ]
+    body.append(st(E("margin", zero), sp.Min(E("margin", zero), 2 - ETA * E("lam", zero)), [],
+                   meaning="min over steps of 2 - eta lambda_max"))
+    return arrays, setup, body
+
+
 # -- the FormulaSet -----------------------------------------------------------------------------
 def initial_weights(spec: ModelSpec, input_dim: int) -> tuple[list[np.ndarray], list[np.ndarray],
                                                                np.ndarray]:
@@ -401,6 +435,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
     if order == 1:
         arrays, setup, body = order1_program(n, points)
         setup = ntk_statements(points, P) + setup
+        s_arrays, s_setup, s_body = stability_statements("ThetaZZ", n)
+        arrays, setup, body = arrays + s_arrays, setup + s_setup, body + s_body
         k = K_
         arrays += [("loss", (1,)), ("trace", (1,))]
         loss_arrays: list = []
@@ -415,6 +451,10 @@ def derive(spec: ModelSpec) -> FormulaSet:
             program("expected_loss", arrays + loss_arrays, setup, body, loss, E("loss", zero),
                     "E L_t, the expected training loss after step updates (order 1)", "3.3"),
         ]
+        items.append(program(
+            "stability_margin", arrays, setup, body, [], E("margin", zero),
+            "min over steps t of 2 - eta lambda_max(Theta(X, X)): the order-1 map is stable "
+            "while >= 0", "3.4, 8.3"))
         p = P_
         items.append(program(
             "loss_hessian_trace", arrays, setup, body,
@@ -434,13 +474,18 @@ def derive(spec: ModelSpec) -> FormulaSet:
         arrays = state + moment_arrays + step_arrays + out_arrays + [
             ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,)),
             ("rbar", (n,)), ("trace_mean", (1,))]
-        body = moments + step
+        s_arrays, s_setup, s_body = stability_statements("K", P)
+        arrays += s_arrays
+        body = moments + s_body + step
         k, p, q = K_, P_, Q_
         items += [
-            program("mean_output", arrays, [], body, at_test, E("Ef", zero),
+            program("mean_output", arrays, s_setup, body, at_test, E("Ef", zero),
                     "E f_t(x) at test input test_point after step updates (order 2, Gaussian "
                     "closure)", "4.3-4.4"),
-            program("output_variance", arrays, [], body, at_test, E("Varf", zero),
+            program("stability_margin", arrays, s_setup, body, [], E("margin", zero),
+                    "min over steps t of 2 - eta lambda_max(K-bar_t): the order-2 map is "
+                    "stable while >= 0", "8.3"),
+            program("output_variance", arrays, s_setup, body, at_test, E("Varf", zero),
                     "Var f_t(x) at test input test_point after step updates (order 2, "
                     "Gaussian closure)", "4.3-4.4"),
         ]
@@ -464,15 +509,15 @@ def derive(spec: ModelSpec) -> FormulaSet:
         ]
         ratio = [E("closure", kk) / E("linear", kk) for kk in range(n)]
         items += [
-            program("expected_loss", arrays + extra, [], body, final, E("loss", zero),
+            program("expected_loss", arrays + extra, s_setup, body, final, E("loss", zero),
                     "E L_t, the expected training loss after step updates (order 2)", "4.4"),
-            program("loss_hessian_trace", arrays + extra, [], body, final, E("trace", zero),
+            program("loss_hessian_trace", arrays + extra, s_setup, body, final, E("trace", zero),
                     "tr K-bar_t, the trace of the expected loss Hessian (order 2)", "4.4"),
-            program("mean_weights_hessian_trace", arrays + extra, [], body, final,
+            program("mean_weights_hessian_trace", arrays + extra, s_setup, body, final,
                     E("trace_mean", zero),
                     "trace of the loss Hessian of the order-2 model at the mean weights m_t "
                     "(the noise flattens it, section 4.5)", "4.4"),
-            program("closure_indicator", arrays + extra, [], body, final,
+            program("closure_indicator", arrays + extra, s_setup, body, final,
                     sp.Max(*ratio) if n > 1 else ratio[0],
                     "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i): warn above 0.1 (the "
                     "Gaussian closure over-spreads training outputs)", "8.5"),
@@ -495,4 +540,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
              ("mu", r"\mu"), ("grad", r"\mathsf{a}"), ("rho", r"\rho"), ("K", r"\bar K")]
     return FormulaSet(name=spec.stem, family="expectation", source=spec.source,
                       params=tuple(params), items=tuple(items), latex_names=tuple(latex),
-                      notes=tuple(notes))
+                      notes=tuple(notes),
+                      constraints=(("stability_margin", "the stability condition eta "
+                                    "lambda_max < 2 at every step (notes 8.3; lambda_max of "
+                                    "Theta for order 1, of K-bar_t for order 2, by power "
+                                    "iteration); lower learning_rate"),))

@@ -679,3 +679,26 @@ def test_eval_set_text_key_rederives(cli, tmp_path: Path) -> None:
               cwd=tmp_path)
     assert bad.returncode == 2 and "perturbation" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # three processes that derive and compile (~60 s on a busy machine)
+def test_expectation_eval_list_grid_order_override_and_stability(cli, work: Path,
+                                                                 tmp_path: Path) -> None:
+    """Case A of the Borovykh notes through the command line: ``--grid step=1,10,50,200``,
+    ``--set order=1`` (a re-derivation) and the A2 settings give the notes' order-1 columns
+    (section 7.3); an unstable learning rate is refused with the stability condition."""
+    model = MODELS_DIR / "expectation_tanh.toml"
+    ok(cli("eval", model, "mean_output", "output_variance", "--grid", "step=1,10,50,200",
+           "--set", "order=1", "--set", "learning_rate=0.1", "--set", "noise_std=0.25",
+           "--set", "test_point=1", "--csv", "a2.csv", cwd=tmp_path))
+    header, rows = read_csv(tmp_path / "a2.csv")
+    assert header == ["step", "mean_output", "output_variance"]
+    got = as_floats(rows)
+    notes = np.array([[1, -1.1871697, 2.052347e-03], [10, -1.1800165, 7.044431e-03],
+                      [50, -1.2229937, 2.488429e-02], [200, -1.2311312, 9.067557e-02]])
+    assert np.allclose(got[:, :2], notes[:, :2], rtol=0, atol=1e-6)
+    assert np.allclose(got[:, 2], notes[:, 2], rtol=1e-6, atol=0)
+    run = cli("eval", model, "mean_output", "--set", "order=1", "--set", "learning_rate=0.4",
+              cwd=work)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert "stability" in run.stderr and "learning_rate" in run.stderr, run.stderr
