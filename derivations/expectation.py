@@ -20,7 +20,12 @@ derivation does not grow with the number of weights):
 - order 2 (sections 4.3-4.4 and the loop body of section 6): the one-step map of the mean
   :math:`m_t` and covariance :math:`S_t` of the weight displacement under the Gaussian
   closure, and the outputs, the expected loss, the loss-Hessian trace and the closure
-  indicator of section 8.5.
+  indicator of section 8.5;
+- order 3 (section 5): third-derivative jets and the same map for the cubic Taylor model,
+  its Gaussian expectations contracted by Isserlis' theorem (:func:`cubic_moments`,
+  :func:`cubic_variance`; checked against exact Gauss-Hermite quadrature in the tests);
+- the stability condition :math:`\eta\lambda_{\max}<2` along the steps (section 8.3) as
+  a constraint item.
 
 The parametrisation is the standard one (weights used as stored); the flattening of
 :math:`w` is :math:`(W_1\text{ row-major}, b_1, \dots, W_L, b_L, v)`.
@@ -64,7 +69,7 @@ NOISE = item_symbol("noise_step")
 A_, U_, I_, J_, P_, Q_, R_, K_ = sp.symbols("a u i j p q r k", integer=True, nonnegative=True)
 
 #: Orders of the Taylor expansion implemented.
-ORDERS = (1, 2)
+ORDERS = (1, 2, 3)
 
 
 def E(name: str, *indices: sp.Expr) -> sp.Expr:
@@ -141,7 +146,7 @@ def jet_program(net: Network, phi: sp.Expr, order: int, points: int
     arrays: list[tuple[str, tuple[int, ...]]] = []
     out: list[ArrayStatement] = []
     a, i, j, p, q = A_, I_, J_, P_, Q_
-    prev, prev_d, prev_dd = "X", None, None
+    prev, prev_d, prev_dd, prev_ddd = "X", None, None, None
     for layer, width in enumerate(net.widths, start=1):
         below = net.dims[layer - 1]
         w, b = f"W{layer}", f"b{layer}"
@@ -188,8 +193,36 @@ def jet_program(net: Network, phi: sp.Expr, order: int, points: int
                           E(g2, a, i) * E(dz, a, i, p) * E(dz, a, i, q)
                           + E(g1, a, i) * E(ddz, a, i, p, q),
                           [(a, points), (i, width), (p, P), (q, P)]))
+        if order >= 3:
+            d3z, d3h, g3 = f"d3z{layer}", f"d3h{layer}", f"dddphi{layer}"
+            r = R_
+            loops4 = [(a, points), (i, width), (p, P), (q, P), (r, P)]
+            arrays += [(g3, (points, width)), (d3z, (points, width, P, P, P)),
+                       (d3h, (points, width, P, P, P))]
+            out.append(st(E(g3, a, i), derivs[3].subs(x, E(z, a, i)),
+                          [(a, points), (i, width)]))
+            if prev_ddd is not None:
+                out += [
+                    st(E(d3z, a, i, p, q, r), E(w, i, j) * E(prev_ddd, a, j, p, q, r),
+                       [(a, points), (i, width), (j, below), (p, P), (q, P), (r, P)], True,
+                       "third derivatives, through the layer below"),
+                    st(E(d3z, a, i, wi, q, r), E(prev_dd, a, j, q, r),
+                       [(a, points), (i, width), (j, below), (q, P), (r, P)], True),
+                    st(E(d3z, a, i, p, wi, r), E(prev_dd, a, j, p, r),
+                       [(a, points), (i, width), (j, below), (p, P), (r, P)], True),
+                    st(E(d3z, a, i, p, q, wi), E(prev_dd, a, j, p, q),
+                       [(a, points), (i, width), (j, below), (p, P), (q, P)], True),
+                ]
+            out.append(st(
+                E(d3h, a, i, p, q, r),
+                E(g3, a, i) * E(dz, a, i, p) * E(dz, a, i, q) * E(dz, a, i, r)
+                + E(g2, a, i) * (E(ddz, a, i, p, q) * E(dz, a, i, r)
+                                 + E(ddz, a, i, p, r) * E(dz, a, i, q)
+                                 + E(ddz, a, i, q, r) * E(dz, a, i, p))
+                + E(g1, a, i) * E(d3z, a, i, p, q, r), loops4))
         prev, prev_d = h, dh
         prev_dd = f"ddh{layer}" if order >= 2 else None
+        prev_ddd = f"d3h{layer}" if order >= 3 else None
     last = len(net.widths)
     width = net.widths[-1]
     vi = net.output_offset + i
@@ -208,6 +241,20 @@ def jet_program(net: Network, phi: sp.Expr, order: int, points: int
                [(a, points), (i, width), (p, P), (q, P)], True, "Hessian H(x_a)"),
             st(E("Hes", a, vi, q), E(prev_d, a, i, q), [(a, points), (i, width), (q, P)], True),
             st(E("Hes", a, p, vi), E(prev_d, a, i, p), [(a, points), (i, width), (p, P)], True),
+        ]
+    if order >= 3:
+        r = R_
+        arrays.append(("Tes", (points, P, P, P)))
+        out += [
+            st(E("Tes", a, p, q, r), E("v", i) * E(f"d3h{last}", a, i, p, q, r),
+               [(a, points), (i, width), (p, P), (q, P), (r, P)], True,
+               "third-derivative tensor T(x_a)"),
+            st(E("Tes", a, vi, q, r), E(prev_dd, a, i, q, r),
+               [(a, points), (i, width), (q, P), (r, P)], True),
+            st(E("Tes", a, p, vi, r), E(prev_dd, a, i, p, r),
+               [(a, points), (i, width), (p, P), (r, P)], True),
+            st(E("Tes", a, p, q, vi), E(prev_dd, a, i, p, q),
+               [(a, points), (i, width), (p, P), (q, P)], True),
         ]
     return arrays, out
 
@@ -301,6 +348,125 @@ def order2_step(P: int) -> tuple[list, list[ArrayStatement]]:
     ]
 
 
+def cubic_coefficients(rows: int, P: int, row, tag: str) -> tuple[list, list[ArrayStatement]]:
+    r"""Coefficients of the order-3 model around the mean, :math:`d = m + e`:
+    :math:`r(m+e)=c_0+c_1\cdot e+\tfrac12e^\top C_2e+\tfrac16T[e,e,e]` with
+    :math:`c_0=r(m)`, :math:`c_1=J+Hm+\tfrac12T[m,m]`, :math:`C_2=H+T[m]`, and
+    :math:`\tau=T:S`, :math:`C_2S`, :math:`\mathrm{tr}\,C_2S` (section 5) for ``rows`` rows
+    (training: ``row(k) = k`` and the residual; a test input: ``row(k) = n + x``, the output)."""
+    k, p, q, r = K_, P_, Q_, R_
+    n = f"_{tag}"
+    arrays = [(f"Tm{n}", (rows, P, P)), (f"Tmm{n}", (rows, P)), (f"c0{n}", (rows,)),
+              (f"c1{n}", (rows, P)), (f"C2{n}", (rows, P, P)), (f"tau{n}", (rows, P)),
+              (f"C2S{n}", (rows, P, P)), (f"tr{n}", (rows,))]
+    R = [(k, rows)]
+    c0 = E("F", row(k)) - (E("Y", k) if tag == "train" else 0)
+    return arrays, [
+        st(E(f"Tm{n}", k, p, q), 0, [*R, (p, P), (q, P)]),
+        st(E(f"Tm{n}", k, p, q), E("Tes", row(k), p, q, r) * E("m", r),
+           [*R, (p, P), (q, P), (r, P)], True, "T[m]"),
+        st(E(f"Tmm{n}", k, p), 0, [*R, (p, P)]),
+        st(E(f"Tmm{n}", k, p), E(f"Tm{n}", k, p, q) * E("m", q), [*R, (p, P), (q, P)], True),
+        st(E(f"c1{n}", k, p), E("Jac", row(k), p) + E(f"Tmm{n}", k, p) / 2, [*R, (p, P)]),
+        st(E(f"c1{n}", k, p), E("Hes", row(k), p, q) * E("m", q), [*R, (p, P), (q, P)], True,
+           "c_1 = J + H m + T[m, m]/2"),
+        st(E(f"C2{n}", k, p, q), E("Hes", row(k), p, q) + E(f"Tm{n}", k, p, q),
+           [*R, (p, P), (q, P)], meaning="C_2 = H + T[m]"),
+        st(E(f"c0{n}", k), c0, R),
+        st(E(f"c0{n}", k), E("Jac", row(k), p) * E("m", p) + E("m", p) * E(f"Tmm{n}", k, p) / 6,
+           [*R, (p, P)], True),
+        st(E(f"c0{n}", k), E("m", p) * E("Hes", row(k), p, q) * E("m", q) / 2,
+           [*R, (p, P), (q, P)], True, "c_0 = value at the mean"),
+        st(E(f"tau{n}", k, p), 0, [*R, (p, P)]),
+        st(E(f"tau{n}", k, p), E("Tes", row(k), p, q, r) * E("S", q, r),
+           [*R, (p, P), (q, P), (r, P)], True, "tau = T : S"),
+        st(E(f"C2S{n}", k, p, r), 0, [*R, (p, P), (r, P)]),
+        st(E(f"C2S{n}", k, p, r), E(f"C2{n}", k, p, q) * E("S", q, r),
+           [*R, (p, P), (r, P), (q, P)], True),
+        st(E(f"tr{n}", k), 0, R),
+        st(E(f"tr{n}", k), E(f"C2S{n}", k, p, p), [*R, (p, P)], True),
+    ]
+
+
+def cubic_variance(rows: int, P: int, row, tag: str) -> tuple[list, list[ArrayStatement]]:
+    r""":math:`\mathrm{Var}=(c_1+\tfrac12\tau)^\top S(c_1+\tfrac12\tau)
+    +\tfrac12\mathrm{tr}(C_2SC_2S)+\tfrac16\sum T_{abc}T_{def}S_{ad}S_{be}S_{cf}`
+    (Isserlis: 9 + 6 pairings of the sixth moment) per row."""
+    k, p, q, r, a = K_, P_, Q_, R_, A_
+    n = f"_{tag}"
+    arrays = [(f"u{n}", (rows, P)), (f"Su{n}", (rows, P)), (f"Z1{n}", (rows, P, P, P)),
+              (f"Z2{n}", (rows, P, P, P)), (f"Z3{n}", (rows, P, P, P)), (f"var{n}", (rows,))]
+    R = [(k, rows)]
+    return arrays, [
+        st(E(f"u{n}", k, p), E(f"c1{n}", k, p) + E(f"tau{n}", k, p) / 2, [*R, (p, P)]),
+        st(E(f"Su{n}", k, p), 0, [*R, (p, P)]),
+        st(E(f"Su{n}", k, p), E("S", p, q) * E(f"u{n}", k, q), [*R, (p, P), (q, P)], True),
+        st(E(f"var{n}", k), 0, R),
+        st(E(f"var{n}", k), E(f"u{n}", k, p) * E(f"Su{n}", k, p), [*R, (p, P)], True),
+        st(E(f"var{n}", k), E(f"C2S{n}", k, p, q) * E(f"C2S{n}", k, q, p) / 2,
+           [*R, (p, P), (q, P)], True),
+        st(E(f"Z1{n}", k, p, q, r), 0, [*R, (p, P), (q, P), (r, P)]),
+        st(E(f"Z1{n}", k, p, q, r), E("Tes", row(k), p, q, a) * E("S", a, r),
+           [*R, (p, P), (q, P), (r, P), (a, P)], True),
+        st(E(f"Z2{n}", k, p, q, r), 0, [*R, (p, P), (q, P), (r, P)]),
+        st(E(f"Z2{n}", k, p, q, r), E(f"Z1{n}", k, p, a, r) * E("S", a, q),
+           [*R, (p, P), (q, P), (r, P), (a, P)], True),
+        st(E(f"Z3{n}", k, p, q, r), 0, [*R, (p, P), (q, P), (r, P)]),
+        st(E(f"Z3{n}", k, p, q, r), E("S", p, a) * E(f"Z2{n}", k, a, q, r),
+           [*R, (p, P), (q, P), (r, P), (a, P)], True, "T transformed by S on every index"),
+        st(E(f"var{n}", k), E(f"Z3{n}", k, p, q, r) * E("Tes", row(k), p, q, r) / 6,
+           [*R, (p, P), (q, P), (r, P)], True, "Var of the cubic model"),
+    ]
+
+
+def cubic_moments(n: int, P: int) -> tuple[list, list[ArrayStatement]]:
+    r""":math:`\mathbb E\nabla L^{(3)}` and :math:`\bar K=\mathbb E\nabla^2L^{(3)}` at
+    :math:`(m,S)` (section 5, Isserlis), summed over the training rows:
+
+    .. math::
+        \bar g = \sum_i\big[(c_0+\tfrac12\mathrm{tr}C_2S)(c_1+\tfrac12\tau)+C_2S(c_1+
+        \tfrac12\tau)+\tfrac12\textstyle\sum_{cd}(SC_2S)_{cd}T_{\cdot cd}\big],
+
+        \bar K = \sum_i\big[uu^\top+C_2SC_2+\tfrac12\textstyle\sum T_{pab}T_{qcd}S_{ac}S_{bd}
+        +(c_0+\tfrac12\mathrm{tr}C_2S)C_2+T[S u]\big],\quad u=c_1+\tfrac12\tau.
+    """
+    k, p, q, r, a, b = K_, P_, Q_, R_, A_, J_
+    coeff_arrays, coeff = cubic_coefficients(n, P, lambda kk: kk, "train")
+    arrays = coeff_arrays + [("u3", (n, P)), ("Su3", (n, P)), ("SC2S", (n, P, P)),
+                             ("STp", (n, P, P, P)), ("STpS", (n, P, P, P)), ("rho", (n,)),
+                             ("g", (P,)), ("K", (P, P))]
+    R = [(k, n)]
+    return arrays, coeff + [
+        st(E("rho", k), E("c0_train", k) + E("tr_train", k) / 2, R, meaning="E r_i"),
+        st(E("u3", k, p), E("c1_train", k, p) + E("tau_train", k, p) / 2, [*R, (p, P)]),
+        st(E("Su3", k, p), 0, [*R, (p, P)]),
+        st(E("Su3", k, p), E("S", p, q) * E("u3", k, q), [*R, (p, P), (q, P)], True),
+        st(E("SC2S", k, p, q), 0, [*R, (p, P), (q, P)]),
+        st(E("SC2S", k, p, q), E("S", p, r) * E("C2S_train", k, r, q),
+           [*R, (p, P), (q, P), (r, P)], True),
+        st(E("g", p), 0, [(p, P)]),
+        st(E("g", p), E("rho", k) * E("u3", k, p), [(p, P), *R], True),
+        st(E("g", p), E("C2_train", k, p, q) * E("Su3", k, q), [(p, P), *R, (q, P)], True),
+        st(E("g", p), E("SC2S", k, q, r) * E("Tes", k, p, q, r) / 2,
+           [(p, P), *R, (q, P), (r, P)], True, "E grad L (order 3)"),
+        st(E("STp", k, p, a, b), 0, [*R, (p, P), (a, P), (b, P)]),
+        st(E("STp", k, p, a, b), E("S", a, r) * E("Tes", k, p, r, b),
+           [*R, (p, P), (a, P), (b, P), (r, P)], True),
+        st(E("STpS", k, p, a, b), 0, [*R, (p, P), (a, P), (b, P)]),
+        st(E("STpS", k, p, a, b), E("STp", k, p, a, r) * E("S", r, b),
+           [*R, (p, P), (a, P), (b, P), (r, P)], True, "S T_p S"),
+        st(E("K", p, q), 0, [(p, P), (q, P)]),
+        st(E("K", p, q), E("u3", k, p) * E("u3", k, q) + E("rho", k) * E("C2_train", k, p, q),
+           [(p, P), (q, P), *R], True),
+        st(E("K", p, q), E("C2S_train", k, p, r) * E("C2_train", k, r, q),
+           [(p, P), (q, P), *R, (r, P)], True),
+        st(E("K", p, q), E("Tes", k, p, q, r) * E("Su3", k, r), [(p, P), (q, P), *R, (r, P)],
+           True),
+        st(E("K", p, q), E("STpS", k, p, a, b) * E("Tes", k, q, a, b) / 2,
+           [(p, P), (q, P), *R, (a, P), (b, P)], True, "K-bar (order 3)"),
+    ]
+
+
 def test_point_statements(n: int, P: int) -> tuple[list, list[ArrayStatement]]:
     r"""At test input :math:`x`: :math:`\mathbb Ef=f_0+Jm+\tfrac12m^\top Hm+\tfrac12\mathrm{tr}HS`
     and :math:`\mathrm{Var}f=a^\top Sa+\tfrac12\mathrm{tr}(HSHS)`, :math:`a=J^\top+Hm`
@@ -354,6 +520,55 @@ def stability_statements(matrix: str, size: int) -> tuple[list, list, list]:
     body.append(st(E("margin", zero), sp.Min(E("margin", zero), 2 - ETA * E("lam", zero)), [],
                    meaning="min over steps of 2 - eta lambda_max"))
     return arrays, setup, body
+
+
+def order3_items(program, n: int, P: int) -> list[Item]:
+    """The order-3 quantities: the order-2 map shape with the cubic model's expectations
+    (section 5); outputs, expected loss and Hessian traces from the same coefficients."""
+    k, p = K_, P_
+    zero = sp.Integer(0)
+    state = [("m", (P,)), ("S", (P, P))]
+    mom_arrays, moments = cubic_moments(n, P)
+    step_arrays, step = order2_step(P)
+    s_arrays, s_setup, s_body = stability_statements("K", P)
+
+    def at_test(kk):
+        return n + TEST_POINT
+
+    t_arrays, t_coeff = cubic_coefficients(1, P, at_test, "test")
+    tv_arrays, t_var = cubic_variance(1, P, at_test, "test")
+    v_arrays, train_var = cubic_variance(n, P, lambda kk: kk, "train")
+    arrays = (state + mom_arrays + step_arrays + s_arrays + t_arrays + tv_arrays + v_arrays
+              + [("Ef", (1,)), ("loss", (1,)), ("trace", (1,)), ("trace_mean", (1,))])
+    body = moments + s_body + step
+    outputs = t_coeff + t_var + [
+        st(E("Ef", zero), E("c0_test", zero) + E("tr_test", zero) / 2, [],
+           meaning="E f = c_0 + tr(C_2 S)/2")]
+    loss = moments + train_var + [
+        st(E("loss", zero), (E("rho", k)**2 + E("var_train", k)) / 2, [(k, n)], True,
+           "E L = 1/2 sum_i [(E r_i)^2 + Var r_i]")]
+    trace = moments + [st(E("trace", zero), E("K", p, p), [(p, P)], True, "tr K-bar")]
+    at_mean = moments + [
+        st(E("trace_mean", zero), E("c1_train", k, p)**2
+           + E("c0_train", k) * E("C2_train", k, p, p), [(k, n), (p, P)], True,
+           "tr Hessian of L^(3) at m = sum_i [|c_1|^2 + c_0 tr C_2]")]
+    order = "order 3, Gaussian closure of the cubic model"
+    return [
+        program("mean_output", arrays, s_setup, body, outputs, E("Ef", zero),
+                f"E f_t(x) at test input test_point after step updates ({order})", "5"),
+        program("output_variance", arrays, s_setup, body, outputs, E("var_test", zero),
+                f"Var f_t(x) at test input test_point after step updates ({order})", "5"),
+        program("stability_margin", arrays, s_setup, body, [], E("margin", zero),
+                "min over steps t of 2 - eta lambda_max(K-bar_t): the order-3 map is "
+                "stable while >= 0", "8.3"),
+        program("expected_loss", arrays, s_setup, body, loss, E("loss", zero),
+                f"E L_t, the expected training loss after step updates ({order})", "5"),
+        program("loss_hessian_trace", arrays, s_setup, body, trace, E("trace", zero),
+                "tr K-bar_t, the trace of the expected loss Hessian (order 3)", "5"),
+        program("mean_weights_hessian_trace", arrays, s_setup, body, at_mean,
+                E("trace_mean", zero),
+                "trace of the loss Hessian of the order-3 model at the mean weights m_t", "5"),
+    ]
 
 
 # -- the FormulaSet -----------------------------------------------------------------------------
@@ -466,6 +681,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
             [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
                 "tr Theta")], E("trace", zero),
             "trace of the loss Hessian at the mean weights (order 1: tr Theta)", "3.4"))
+    elif order == 3:
+        items += order3_items(program, n, P)
     else:
         state = [("m", (P,)), ("S", (P, P))]
         moment_arrays, moments = closure_moments(n, P)

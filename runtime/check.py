@@ -324,7 +324,7 @@ def check_expectation(build: Build, values: Mapping[str, float], *, draws: int, 
              f"prediction is off: |mean error| > 3 SE + {report.MEAN_TOLERANCE:g} sd or "
              f"|variance error| > 3 SE + {report.VARIANCE_TOLERANCE:g} Var):"]
     all_steps = [int(t) for t in mc.steps]
-    for o in (1, 2):
+    for o in sorted(builds):
         m, v = report.predictions(builds[o], values, all_steps)
         lines.append(f"  order {o}: {report.horizon(all_steps, report.off(m, v, mc))}")
     return rows, "\n".join(lines)

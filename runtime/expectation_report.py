@@ -126,9 +126,10 @@ def noiseless_displacements(b: Build, values: Mapping[str, float], steps: Sequen
 
 
 def order_builds(b: Build) -> dict[int, Build]:
-    """Builds of the same model at orders 1 and 2 (the given one reused)."""
+    """Builds of the same model at orders 1 and 2, and 3 if the model's order is 3 (the
+    given one reused)."""
     out = {}
-    for order in (1, 2):
+    for order in (1, 2, 3) if int(b.spec["order"]) == 3 else (1, 2):
         out[order] = b if int(b.spec["order"]) == order else build(
             apply_structural(b.spec, {"order": order}, "expectation report"))
     return out

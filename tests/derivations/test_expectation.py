@@ -33,7 +33,7 @@ def statement_count(fs) -> int:
     return len(program.statements())
 
 
-@pytest.mark.parametrize("order", [1, 2])
+@pytest.mark.parametrize("order", [1, 2, 3])
 def test_derivation_size_grows_with_layers_not_with_weights(order) -> None:
     sizes, times = {}, {}
     for widths in ([4], [64], [4, 4], [64, 64], [4, 4, 4]):
@@ -99,6 +99,7 @@ def test_noise_scaling_enters_the_noise_step() -> None:
                "output_weights": [1.0]}}, "init.output_weights"),
     ({"noise_scaling": "sqrt"}, "noise_scaling"),
     ({"order": 4}, "order"),
+    ({"order": 0}, "order"),
     ({"learning_rate": 0.0}, "learning_rate"),
     ({"widths": []}, "widths"),
 ])
