@@ -288,6 +288,44 @@ def order1_program(n: int, points: int) -> tuple[list, list, list]:
     ]
 
 
+def order1_weight_space(n: int, P: int) -> tuple[list, list, list]:
+    r"""The order-1 map in weight space (section 3.1):
+    :math:`m_{t+1}=(I-\eta G)m_t-\eta J^\top r_0`,
+    :math:`S_{t+1}=(I-\eta G)S_t(I-\eta G)+s^2I`, :math:`G=J^\top J` (training rows)."""
+    k, p, q, r = K_, P_, Q_, R_
+    arrays = [("m", (P,)), ("S", (P, P)), ("G", (P, P)), ("B", (P, P)), ("BS", (P, P)),
+              ("JTr", (P,)), ("Gm", (P,))]
+    setup = [
+        st(E("G", p, q), E("Jac", k, p) * E("Jac", k, q), [(p, P), (q, P), (k, n)], True,
+           "G = J^T J"),
+        st(E("JTr", p), E("Jac", k, p) * (E("F", k) - E("Y", k)), [(p, P), (k, n)], True),
+        st(E("B", p, q), -ETA * E("G", p, q), [(p, P), (q, P)]),
+        st(E("B", p, p), 1, [(p, P)], True, "B = I - eta G"),
+    ]
+    body = [
+        st(E("Gm", p), 0, [(p, P)]),
+        st(E("Gm", p), E("G", p, q) * E("m", q), [(p, P), (q, P)], True),
+        st(E("m", p), -ETA * (E("Gm", p) + E("JTr", p)), [(p, P)], True,
+           "m_{t+1} = m_t - eta (G m_t + J^T r_0)"),
+        st(E("BS", p, q), 0, [(p, P), (q, P)]),
+        st(E("BS", p, q), E("B", p, r) * E("S", r, q), [(p, P), (q, P), (r, P)], True),
+        st(E("S", p, q), 0, [(p, P), (q, P)]),
+        st(E("S", p, q), E("BS", p, r) * E("B", q, r), [(p, P), (q, P), (r, P)], True),
+        st(E("S", p, p), NOISE**2, [(p, P)], True, "S_{t+1} = B S_t B + s^2 I"),
+    ]
+    return arrays, setup, body
+
+
+def weight_statistics(P: int) -> tuple[list, list[ArrayStatement]]:
+    r""":math:`|m_t|` and :math:`\mathrm{tr}\,S_t` of the weight displacement."""
+    p = P_
+    zero = sp.Integer(0)
+    return [("mnorm", (1,)), ("trS", (1,))], [
+        st(E("mnorm", zero), E("m", p)**2, [(p, P)], True, "|m_t|^2"),
+        st(E("trS", zero), E("S", p, p), [(p, P)], True, "tr S_t"),
+    ]
+
+
 def ntk_statements(points: int, P: int) -> list[ArrayStatement]:
     r""":math:`\Theta(Z,Z)_{au}=\sum_pJ_p(x_a)J_p(x_u)` (the empirical NTK)."""
     a, u, p = A_, U_, P_
@@ -538,7 +576,9 @@ def order3_items(program, n: int, P: int) -> list[Item]:
     t_arrays, t_coeff = cubic_coefficients(1, P, at_test, "test")
     tv_arrays, t_var = cubic_variance(1, P, at_test, "test")
     v_arrays, train_var = cubic_variance(n, P, lambda kk: kk, "train")
+    stat_arrays, stats = weight_statistics(P)
     arrays = (state + mom_arrays + step_arrays + s_arrays + t_arrays + tv_arrays + v_arrays
+              + stat_arrays
               + [("Ef", (1,)), ("loss", (1,)), ("trace", (1,)), ("trace_mean", (1,))])
     body = moments + s_body + step
     outputs = t_coeff + t_var + [
@@ -568,6 +608,10 @@ def order3_items(program, n: int, P: int) -> list[Item]:
         program("mean_weights_hessian_trace", arrays, s_setup, body, at_mean,
                 E("trace_mean", zero),
                 "trace of the loss Hessian of the order-3 model at the mean weights m_t", "5"),
+        program("weight_mean_norm", arrays, s_setup, body, stats, sp.sqrt(E("mnorm", zero)),
+                "|m_t|, the norm of the mean weight displacement (order 3)", "5"),
+        program("weight_variance_trace", arrays, s_setup, body, stats, E("trS", zero),
+                "tr S_t, the total variance of the weight displacement (order 3)", "5"),
     ]
 
 
@@ -670,6 +714,17 @@ def derive(spec: ModelSpec) -> FormulaSet:
             "stability_margin", arrays, setup, body, [], E("margin", zero),
             "min over steps t of 2 - eta lambda_max(Theta(X, X)): the order-1 map is stable "
             "while >= 0", "3.4, 8.3"))
+        w_arrays, w_setup, w_body = order1_weight_space(n, P)
+        stat_arrays, stats = weight_statistics(P)
+        w_all = w_arrays + stat_arrays
+        items += [
+            program("weight_mean_norm", w_all, w_setup, w_body, stats,
+                    sp.sqrt(E("mnorm", zero)), "|E d_t|, the norm of the mean weight "
+                    "displacement (order 1, weight space)", "3.1"),
+            program("weight_variance_trace", w_all, w_setup, w_body, stats, E("trS", zero),
+                    "tr Cov d_t, the total variance of the weight displacement (order 1, "
+                    "weight space)", "3.1"),
+        ]
         p = P_
         items.append(program(
             "loss_hessian_trace", arrays, setup, body,
@@ -692,7 +747,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
             ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,)),
             ("rbar", (n,)), ("trace_mean", (1,))]
         s_arrays, s_setup, s_body = stability_statements("K", P)
-        arrays += s_arrays
+        stat_arrays, stats = weight_statistics(P)
+        arrays += s_arrays + stat_arrays
+        stat_arrays = []
         body = moments + s_body + step
         k, p, q = K_, P_, Q_
         items += [
@@ -734,6 +791,12 @@ def derive(spec: ModelSpec) -> FormulaSet:
                     E("trace_mean", zero),
                     "trace of the loss Hessian of the order-2 model at the mean weights m_t "
                     "(the noise flattens it, section 4.5)", "4.4"),
+            program("weight_mean_norm", arrays + stat_arrays, s_setup, body, stats,
+                    sp.sqrt(E("mnorm", zero)), "|m_t|, the norm of the mean weight "
+                    "displacement (order 2)", "4.3"),
+            program("weight_variance_trace", arrays + stat_arrays, s_setup, body, stats,
+                    E("trS", zero), "tr S_t, the total variance of the weight displacement "
+                    "(order 2)", "4.3"),
             program("closure_indicator", arrays + extra, s_setup, body, final,
                     sp.Max(*ratio) if n > 1 else ratio[0],
                     "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i): warn above 0.1 (the "
@@ -747,6 +810,12 @@ def derive(spec: ModelSpec) -> FormulaSet:
         f"Taylor expansion around w_0 "
         f"({'linearised network, exact moments' if order == 1 else 'Gaussian closure'}).",
         "Standard parametrisation; w = (W_1 row-major, b_1, ..., W_L, b_L, v).",
+        "Order-1 closed forms (section 3.2; Theta invertible): E f_t(X) = Y + A^t r_0, "
+        "Cov f_t(X) = s^2 (I - A^{2t}) [eta (2I - eta Theta)]^{-1}, A = I - eta Theta; at a test "
+        "input E f_t(x) = f_0(x) - Theta(x,X) Theta^{-1} (I - A^t) r_0.  The kernels run the "
+        "one-step maps (exact for the linearised network); the closed forms, by one "
+        "eigendecomposition, are the independent oracle of the tests "
+        "(runtime/reference/expectation_sampling.py).",
     ]
     latex = [("noise_step", "s"), ("mean_output", r"\mathbb{E}f_t(x_*)"),
              ("output_variance", r"\mathrm{Var}\,f_t(x_*)"), ("expected_loss",

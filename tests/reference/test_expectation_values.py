@@ -161,3 +161,23 @@ def test_case_a_order3_tracks_the_monte_carlo_longer(kernels) -> None:
             assert abs(got3 - mc) <= 3 * se + 1e-6, (setting, t, x, got3, mc)
         if t >= 10:
             assert abs(got3 - mc) < abs(got2 - mc), (setting, t, x, got3, got2, mc)
+
+
+#: section 7.4: tr S_t at t = 1, 10, 50, 200, orders 1 and 2
+TRACE_S = {("A1", 1): (0.00160, 0.01360, 0.06281, 0.24303),
+           ("A1", 2): (0.00160, 0.01365, 0.06196, 0.20207),
+           ("A2", 1): (0.0100, 0.08211, 0.38484, 1.50991),
+           ("A2", 2): (0.0100, 0.08171, 0.33046, 0.68179)}
+
+
+def test_case_a_weight_displacement(kernels) -> None:
+    """tr S_t (order 1 from the weight-space recursion of section 3.1, order 2 from the
+    closure), to the notes' 5 decimals; |m_t| of order 2 is the notes' |E d| of the Monte
+    Carlo to their 4 decimals at t = 1, 10, 50 (|E d - m| <= 0.0008 there)."""
+    for (setting, order), column in TRACE_S.items():
+        eta, sigma = SETTINGS[setting]
+        for t, want in zip(STEPS, column, strict=True):
+            got = kernels[order].weight_variance_trace(t, eta, sigma)
+            assert got == pytest.approx(want, abs=6e-6), (setting, order, t)
+    for t, norm in ((1, 0.0134), (10, 0.0712), (50, 0.1779)):
+        assert kernels[2].weight_mean_norm(t, 0.05, 0.2) == pytest.approx(norm, abs=9e-4)
