@@ -103,6 +103,7 @@ def test_case_a_noiseless_runs_and_noise_shift(kernels) -> None:
             assert shift == pytest.approx(NOISE_SHIFT[setting, t][x], abs=1e-6), (setting, t, x)
 
 
+@pytest.mark.slow  # compiles further kernels (~10-30 s)
 def test_case_a_loss_hessian_trace_and_closure(kernels) -> None:
     for (setting, t), (loss1, loss2, trace2, closure) in LOSS.items():
         eta, sigma = SETTINGS[setting]
@@ -120,6 +121,7 @@ FLATTENING = {("A1", 10): -0.00597, ("A1", 50): -0.04984, ("A1", 200): -0.18345,
               ("A2", 10): -0.05229, ("A2", 50): -0.31663, ("A2", 200): -0.86462}
 
 
+@pytest.mark.slow  # compiles further kernels (~10-30 s)
 def test_case_a_noise_flattens_the_hessian_at_the_mean_weights(kernels) -> None:
     for (setting, t), want in FLATTENING.items():
         eta, sigma = SETTINGS[setting]
@@ -170,6 +172,7 @@ TRACE_S = {("A1", 1): (0.00160, 0.01360, 0.06281, 0.24303),
            ("A2", 2): (0.0100, 0.08171, 0.33046, 0.68179)}
 
 
+@pytest.mark.slow  # compiles further kernels (~10-30 s)
 def test_case_a_weight_displacement(kernels) -> None:
     """tr S_t (order 1 from the weight-space recursion of section 3.1, order 2 from the
     closure), to the notes' 5 decimals; |m_t| of order 2 is the notes' |E d| of the Monte
