@@ -248,23 +248,48 @@ class Row:
     n: int
     eta: float
     sigma: float
-    horizons: dict[int, str]  # order -> first step off, "> 200", "-" or "skipped"
+    horizons: dict[int, str]  # order -> first step off (and why), "> 200", "-", "skipped"
     first_steps: dict[int, int | None]  # order -> first step off as a number (None: never)
     t1: dict[int, tuple[bool, float]]  # order -> (within 3 SE at t = 1, max |error| / SE)
     min_abs_z: float | None
     pattern_changed: float | None
     note: str = ""
+    mean_first_steps: dict[int, int | None] = field(default_factory=dict)  # the mean alone
 
     @property
     def s(self) -> float:
         return self.eta * self.sigma
 
 
-def off_flags(mean: np.ndarray, var: np.ndarray, mc) -> np.ndarray:
-    """Per step: outside the report's tolerance, or not finite."""
+def off_flags(mean: np.ndarray, var: np.ndarray, mc) -> tuple[np.ndarray, np.ndarray,
+                                                                np.ndarray]:
+    """Per step: outside the report's tolerance (``report.off``) or not finite; and the
+    parts: the mean alone, the variance alone (the same tolerance split by quantity)."""
     with np.errstate(invalid="ignore"):
         flags = report.off(mean, var, mc)
-    return flags | ~np.all(np.isfinite(mean) & np.isfinite(var), axis=1)
+        sd = np.sqrt(np.maximum(mc.var, 0.0))
+        bad_mean = ~(np.abs(mean - mc.mean) <= 3 * mc.mean_se + report.MEAN_TOLERANCE * sd)
+        bad_var = ~(np.abs(var - mc.var)
+                    <= 3 * mc.var_se + report.VARIANCE_TOLERANCE * mc.var)
+    finite = np.all(np.isfinite(mean) & np.isfinite(var), axis=1)
+    return flags | ~finite, np.any(bad_mean, axis=1), np.any(bad_var, axis=1)
+
+
+def first_step(flags: np.ndarray) -> int | None:
+    """The first step of STEPS whose flag is set (None: none)."""
+    bad = np.nonzero(flags)[0]
+    return int(STEPS[bad[0]]) if bad.size else None
+
+
+def horizon_cell(flags: np.ndarray, bad_mean: np.ndarray, bad_var: np.ndarray) -> str:
+    """``report.horizon`` with what left the tolerance first: mean, var or both."""
+    text = report.horizon(STEPS, flags)
+    k = first_step(flags)
+    if k is not None:
+        i = STEPS.index(k)
+        why = [w for w, f in (("mean", bad_mean[i]), ("var", bad_var[i])) if f]
+        text += f" ({'+'.join(why) or 'not finite'})"
+    return text
 
 
 def t1_agreement(mean: np.ndarray, var: np.ndarray, mc, k: int) -> tuple[bool, float]:
@@ -345,10 +370,10 @@ def finish_rows(pending: Sequence[Pending], log: Callable[[str], None] = print) 
             with np.errstate(all="ignore"):
                 mean, var = report.predictions(network_build(net, order), values, STEPS)
             timings.append(f"order {order} {time.perf_counter() - start:.1f} s")
-            flags = off_flags(mean, var, mc)
-            row.horizons[order] = report.horizon(STEPS, flags)
-            bad = np.nonzero(flags)[0]
-            row.first_steps[order] = int(STEPS[bad[0]]) if bad.size else None
+            flags, bad_mean, bad_var = off_flags(mean, var, mc)
+            row.horizons[order] = horizon_cell(flags, bad_mean, bad_var)
+            row.first_steps[order] = first_step(flags)
+            row.mean_first_steps[order] = first_step(bad_mean)
             row.t1[order] = t1_agreement(mean, var, mc, index1)
         if net.relu:
             row.pattern_changed = float(mc.pattern_changed[-1])
@@ -370,20 +395,29 @@ def horizon_table(rows: Sequence[Row], pairs: int) -> str:
         f"Horizon: first step t of {', '.join(map(str, STEPS))} at which the prediction leaves "
         f"the Monte Carlo ({2 * pairs} paths, antithetic): |mean error| > 3 SE + "
         f"{report.MEAN_TOLERANCE:g} sd or |Var error| > 3 SE + {report.VARIANCE_TOLERANCE:g} "
-        "Var at any test input. t = 1: both mean and variance at every test input within "
-        "3 SE (no tolerance); in brackets the largest |error| / SE. Noise s = eta sigma.",
+        "Var at any test input; in brackets which left first. Mean only: the same for the "
+        "mean alone. t = 1: both mean and variance at every test input within 3 SE (no "
+        "tolerance); in brackets the largest |error| / SE. Noise s = eta sigma.",
         "",
         "| network | P | n | eta | sigma | s | horizon order 1 | horizon order 2 "
-        "| t = 1 within 3 SE: order 1 / order 2 | min abs z | paths with a changed "
-        "ReLU pattern at t = 200 | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+        "| mean only: order 1 / order 2 | t = 1 within 3 SE: order 1 / order 2 | min abs z "
+        "| paths with a changed ReLU pattern at t = 200 | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---|"]
+
+    def mean_only(r: Row, order: int) -> str:
+        if order not in r.mean_first_steps:
+            return "-"
+        first = r.mean_first_steps[order]
+        return f"> {STEPS[-1]}" if first is None else str(first)
+
     for r in rows:
         t1 = " / ".join(f"{'yes' if r.t1[o][0] else 'no'} ({r.t1[o][1]:.1f})" if o in r.t1
                         else "-" for o in (1, 2))
         z = f"{r.min_abs_z:.3f}" if r.min_abs_z is not None else "-"
         pat = f"{r.pattern_changed:.3f}" if r.pattern_changed is not None else "-"
         lines.append(f"| {r.network} | {r.P} | {r.n} | {r.eta:g} | {r.sigma:g} | {r.s:g} | "
-                     f"{r.horizons[1]} | {r.horizons[2]} | {t1} | {z} | {pat} | {r.note} |")
+                     f"{r.horizons[1]} | {r.horizons[2]} | {mean_only(r, 1)} / {mean_only(r, 2)} "
+                     f"| {t1} | {z} | {pat} | {r.note} |")
     return "\n".join(lines)
 
 

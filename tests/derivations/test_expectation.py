@@ -117,3 +117,18 @@ def test_explicit_weights_are_used_as_given() -> None:
     constants = {c.name: c for c in program.constants}
     assert constants["W1"].shape == (3, 2) and constants["W1"].values[:2] == (0.9, -0.6)
     assert constants["v"].values == (0.8, -0.5, 0.6)
+
+
+def test_editing_activation_widths_or_order_changes_the_build_key() -> None:
+    """The build key (codegen.cache) hashes the model's canonical content: a changed
+    activation, width or order is a new build (``netderive build`` regenerates), an
+    unchanged model is the same build."""
+    from codegen.cache import build_key
+
+    base = parse_model(model(), "m.toml")
+    keys = {build_key(base.canonical())}
+    for change in ({"activation": "log(1 + exp(x))"}, {"widths": [4]}, {"order": 1},
+                   {"order": 3}):
+        keys.add(build_key(parse_model(model(**change), "m.toml").canonical()))
+    assert len(keys) == 5
+    assert build_key(parse_model(model(), "m.toml").canonical()) == build_key(base.canonical())
