@@ -411,8 +411,10 @@ def _run_statement(st: ArrayStatement, arrays: dict, env: Mapping[str, float]) -
         _array_function(indices, a, arrays, env)(*flat)).astype(np.int64), (size,))
         for a in target.args)
     array = arrays[target.func.__name__]
-    if target.func.__name__ in {f.func.__name__ for f in sp.sympify(st.value).atoms(
-            sp.Function)}:
+    reads = {f for f in sp.sympify(st.value).atoms(sp.Function)
+             if f.func.__name__ == target.func.__name__}
+    if reads and (reads != {target} or set(indices) - target.free_symbols):
+        # only an element-wise update (each point reads the element it writes) vectorises
         raise ValueError(f"statement {target} reads its own target: not vectorisable")
     if st.accumulate:
         np.add.at(array, where, value)

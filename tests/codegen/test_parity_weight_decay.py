@@ -27,7 +27,13 @@ MODELS = {
 }
 
 
-@pytest.fixture(scope="module", params=sorted(MODELS))
+#: the default run checks one isotropic and one anisotropic model; the slow run all four
+DEFAULT_RUN = {"iso_D2", "aniso_D1"}
+
+
+@pytest.fixture(scope="module", params=[
+    pytest.param(name, marks=() if name in DEFAULT_RUN else pytest.mark.slow)
+    for name in sorted(MODELS)])
 def model(request, kernel_cache_dir):
     depth, widths, data = MODELS[request.param]
     raw = {"family": "weight_decay", "depth": depth, "widths": widths,
