@@ -287,7 +287,7 @@ def expectation_figures(b: Build, folder: Path, quick: bool = False
     values = b.defaults
     last = int(values["step"])
     steps = _log_steps(last, 12 if quick else 20)
-    pairs = 5_000 if quick else 50_000
+    pairs = 4_000 if quick else 20_000
     _say(f"{b.spec.stem}: Monte Carlo of noisy gradient descent ({2 * pairs} paths)")
     mc = report.monte_carlo(b, values, steps, pairs, seed=1)
     preds = {o: report.predictions(builds[o], values, steps) for o in (1, 2)}
