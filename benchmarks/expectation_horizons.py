@@ -422,16 +422,17 @@ def horizon_table(rows: Sequence[Row], pairs: int) -> str:
 
 
 # -- cost ------------------------------------------------------------------------------------
-def best_time(fn: Callable[[], object], budget: float = 1.0, max_calls: int = 50) -> float:
-    """Smallest wall time of repeated calls: at least one, then more while the total stays
-    below ``budget`` seconds (the machine is shared: the minimum is the steadiest)."""
-    best, total, calls = math.inf, 0.0, 0
-    while calls == 0 or (total < budget and calls < max_calls):
+def call_times(fn: Callable[[], object], budget: float = 1.0, max_calls: int = 50
+               ) -> tuple[float, float]:
+    """(smallest, median) wall time of repeated calls: at least three, then more while the
+    total stays below ``budget`` seconds.  The machine is a shared VM whose wall times of
+    the same call vary up to ~10x: the minimum is the steadiest estimate of the cost."""
+    times: list[float] = []
+    while len(times) < 3 or (sum(times) < budget and len(times) < max_calls):
         start = time.perf_counter()
         fn()
-        wall = time.perf_counter() - start
-        best, total, calls = min(best, wall), total + wall, calls + 1
-    return best
+        times.append(time.perf_counter() - start)
+    return min(times), float(np.median(times))
 
 
 @dataclass
@@ -443,6 +444,7 @@ class Cost:
     compile_seconds: float
     setup: float
     step100: float
+    step100_median: float
 
     @property
     def per_step(self) -> float:
@@ -460,12 +462,13 @@ def kernel_costs(plan: Sequence[tuple[int, int]], log: Callable[[str], None]) ->
         start = time.perf_counter()
         k.mean_output(1.0, 0.0, eta, sigma)  # compiles (or loads numba's cache)
         first = time.perf_counter() - start
-        setup = best_time(lambda k=k: k.mean_output(0.0, 0.0, eta, sigma))
-        step100 = best_time(lambda k=k: k.mean_output(100.0, 0.0, eta, sigma), 3.0)
-        cost = Cost(order, size(net.raw), first, setup, step100)
+        setup, _ = call_times(lambda k=k: k.mean_output(0.0, 0.0, eta, sigma))
+        step100, median = call_times(lambda k=k: k.mean_output(100.0, 0.0, eta, sigma), 3.0)
+        cost = Cost(order, size(net.raw), first, setup, step100, median)
         out.append(cost)
         log(f"  order {order}, P = {cost.P}: first call {first:.1f} s, step 0 "
-            f"{setup * 1e3:.2f} ms, step 100 {step100 * 1e3:.2f} ms")
+            f"{setup * 1e3:.2f} ms, step 100 {step100 * 1e3:.2f} ms (median "
+            f"{median * 1e3:.2f} ms)")
     return out
 
 
@@ -496,11 +499,13 @@ def cost_table(costs: Sequence[Cost], fit_limit: dict[int, int]) -> str:
     """Markdown: the timings, the extrapolated largest P for one minute (from the largest P
     up to ``fit_limit[order]``) and the measured points beyond it against the prediction."""
     n = len(DATA_2D["train_inputs"])
-    lines = ["| order | P | first call (s, compile unless cached) | step 0 (ms) | step 100 (ms) "
+    lines = ["Times: the smallest of at least 3 calls (median in brackets).", "",
+             "| order | P | first call (s, compile unless cached) | step 0 (ms) | step 100 (ms) "
              "| per step (ms) | per step / (n P^3) (ns) |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for c in costs:
-        lines.append(f"| {c.order} | {c.P} | {c.compile_seconds:.1f} | {c.setup * 1e3:.3f} | "
-                     f"{c.step100 * 1e3:.3f} | {c.per_step * 1e3:.4f} | "
+        lines.append(f"| {c.order} | {c.P} | {c.compile_seconds:.1f} | {c.setup * 1e3:.3g} | "
+                     f"{c.step100 * 1e3:.3g} ({c.step100_median * 1e3:.3g}) | "
+                     f"{c.per_step * 1e3:.3g} | "
                      f"{c.per_step / (n * c.P**3) * 1e9:.3g} |")
     lines += ["", f"Largest P for one run within {BUDGET:g} s, extrapolated from the largest P "
               "of the fit (order 2: set-up and steps ~ n P^3 at fixed n = 4; order 1: set-up ~ "

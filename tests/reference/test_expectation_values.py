@@ -10,6 +10,7 @@ absolute 1e-6 for means, losses and traces, relative 1e-6 for variances.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from codegen import compile_formulas
@@ -87,6 +88,14 @@ def test_case_a_test_outputs(kernels) -> None:
                 (setting, t, x, order)
             assert k.output_variance(t, x, eta, sigma) == pytest.approx(var, rel=1e-6), \
                 (setting, t, x, order)
+    # the grid kernels (one run of the steps per run of points that share them) agree
+    rows = list(TEST_OUTPUTS.items())
+    columns = [np.array([float(v) for v in c]) for c in zip(*[
+        (t, x, *SETTINGS[s]) for (s, t, x), _ in rows], strict=True)]
+    for order, column in ((1, 0), (2, 1)):
+        for suffix in ("_grid", "_grid_serial"):
+            got = getattr(kernels[order], "mean_output" + suffix)(*columns)
+            assert got == pytest.approx([v[column] for _, v in rows], abs=1e-6), (order, suffix)
 
 
 def test_case_a_noiseless_runs_and_noise_shift(kernels) -> None:
