@@ -79,6 +79,14 @@ def _check_identifier(name: str, what: str) -> None:
         )
 
 
+def _check_steps(what: str, steps: sp.Expr, minimum: int) -> None:
+    """A loop bound is a parameter symbol or an integer >= ``minimum``."""
+    if not (isinstance(steps, sp.Symbol) or (isinstance(steps, sp.Integer)
+                                             and steps >= minimum)):
+        raise DerivationError(f"{what}: steps must be a parameter symbol or an integer >= "
+                              f"{minimum}")
+
+
 @dataclass(frozen=True)
 class Formula:
     """A closed form ``name = expr``."""
@@ -122,10 +130,7 @@ class Recurrence:
             raise DerivationError(
                 f"recurrence {self.name}: state, step and init must have one equal, nonzero length"
             )
-        if not (isinstance(self.steps, sp.Symbol) or (
-                isinstance(self.steps, sp.Integer) and self.steps >= 0)):
-            raise DerivationError(f"recurrence {self.name}: steps must be a parameter symbol or "
-                                  "an integer >= 0")
+        _check_steps(f"recurrence {self.name}", self.steps, 0)
 
     def expressions(self) -> tuple[sp.Expr, ...]:
         return (*self.step, *self.init, self.output, self.steps)
@@ -264,10 +269,7 @@ class MinPlusRecursion:
     internal: bool = False
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.steps, sp.Symbol) or (
-                isinstance(self.steps, sp.Integer) and self.steps >= 1)):
-            raise DerivationError(f"min-plus recursion {self.name}: steps must be a parameter "
-                                  "symbol or an integer >= 1")
+        _check_steps(f"min-plus recursion {self.name}", self.steps, 1)
         if not (isinstance(self.grid_size, sp.Symbol) or (
                 isinstance(self.grid_size, sp.Integer) and self.grid_size >= 2)):
             raise DerivationError(f"min-plus recursion {self.name}: grid_size must be a "
@@ -375,10 +377,7 @@ class ArrayProgram:
     internal: bool = False
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.steps, sp.Symbol) or (
-                isinstance(self.steps, sp.Integer) and self.steps >= 0)):
-            raise DerivationError(f"array program {self.name}: steps must be a parameter "
-                                  "symbol or an integer >= 0")
+        _check_steps(f"array program {self.name}", self.steps, 0)
         shapes = self.shapes()
         if len(shapes) != len(self.constants) + len(self.arrays):
             raise DerivationError(f"array program {self.name}: an array name is used twice")
