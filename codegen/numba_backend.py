@@ -14,7 +14,9 @@ For every item ``name`` the module has
   also when the item has a line envelope).  Its ``_grid`` kernels compute one set of
   curves per run of consecutive points that share every argument but the variable;
 - for an ArrayProgram, ``name``, ``name_grid`` and ``name_grid_serial`` are plain Python
-  around two compiled pieces (see ``KernelPrinter._emit_ArrayProgram``).
+  around two compiled pieces (see ``KernelPrinter._emit_ArrayProgram``);
+- for a PathSaddle also ``name_path(*args)``: the stationary path, one row
+  ``(theta_l, m_l)`` per stage, and a last row holding ``(lambda, S, g(m_K))``.
 
 Earlier items are called, never inlined; recurrences are loops; roots are a scan plus
 safeguarded Newton-bisection; Gauss-Hermite tables are module constants.
@@ -36,6 +38,7 @@ from derivations.ir import (
     FormulaSet,
     Item,
     MinPlusRecursion,
+    PathSaddle,
     Recurrence,
     Root,
     canonical,
@@ -61,6 +64,18 @@ DP_MATRIX_LIMIT = 4096
 #: the sliced extents multiply to at least this (below it plain loops are as fast).
 MATMUL_MIN_WORK = 512
 ROOT_MAX_ITERATIONS = 200
+#: Newton on the saddle-point system of a PathSaddle: iterations per continuation step, the
+#: tolerance on the largest component of the gradient of the Lagrangian, and the smallest
+#: continuation step (as a fraction of the way) before it gives up with NaN.
+SADDLE_MAX_ITERATIONS = 60
+SADDLE_TOLERANCE = 1e-11
+SADDLE_MIN_STEP = 1e-5
+#: In tilt mode a continuation step this small (times 1/continuation) means a fold of the
+#: Legendre map (I_L not convex there): past it the branch would jump, so the SCGF is NaN.
+SADDLE_FOLD_STEP = 1.0 / 64
+#: A continuation step is refused when Newton's correction exceeds this fraction of the
+#: Euler predictor's step (the branch turned or jumped; smaller steps follow it).
+SADDLE_CORRECTOR_RATIO = 0.5
 
 
 def _local(name: str) -> str:
@@ -75,10 +90,13 @@ class KernelPrinter:
         self.fs = fs
         self._gauss_hermite_orders: set[int] = set()
         self._needs_interpolation = False
+        self._needs_band_solver = False
+        self._saddle_helpers: dict[str, str] = {}
         self._array_constants: list[str] = []
         self._array_helpers: dict[str, tuple[str, tuple[str, ...]]] = {}
         generated = {f"{i.name}{s}" for i in fs.items
-                     for s in ("_grid", "_grid_serial", "_trajectory", "_curves", "_curves_dp")}
+                     for s in ("_grid", "_grid_serial", "_trajectory", "_curves", "_curves_dp",
+                               "_path")}
         for name in [p.name for p in fs.params] + [i.name for i in fs.items]:
             if name in RESERVED or keyword.iskeyword(name):
                 raise CodegenError(f"{fs.name}: name {name!r} is reserved in generated code")
@@ -137,7 +155,7 @@ class KernelPrinter:
         if meth is None:
             raise CodegenError(f"{type(self).__name__} has no rule for {type(item).__name__}")
         args = self.fs.arguments(item.name)
-        if isinstance(item, MinPlusRecursion | ArrayProgram):
+        if isinstance(item, MinPlusRecursion | ArrayProgram | PathSaddle):
             return meth(item, args)
         return meth(item, args) + "\n\n\n" + self.grid_kernels(item, args)
 
@@ -728,6 +746,286 @@ class KernelPrinter:
                 "    return _out"]))
         return "\n\n\n".join(blocks)
 
+    # -- path saddle -----------------------------------------------------------------
+    def _emit_PathSaddle(self, item: PathSaddle, args: tuple[str, ...]) -> str:
+        """Compiled pieces shared by every item with the same stage, typical step and
+        observable (``_saddle_N_stage``, ``_typical``, ``_observable``, ``_system``: gradient
+        and banded Hessian of the Lagrangian on the whole path; ``_solve``: Newton with
+        backtracking inside the continuation), and plain-Python ``name``, ``name_path``,
+        ``name_grid``/``name_grid_serial`` around them.  As for array programs, a compiled
+        caller would re-link and re-optimise the whole chain (measured: 13 s more for a
+        second item of the tanh model); one Python call per point costs microseconds
+        against the solve's milliseconds."""
+        for other in self.fs.items:
+            if item.name in self.fs.dependencies(other):
+                raise CodegenError(f"{other.name} uses the path saddle {item.name}: saddle "
+                                   "points are called from Python only")
+        names = self.names(item)
+        for sym in item.bound_symbols():
+            if sym.name in names:
+                raise CodegenError(f"path saddle {item.name}: {sym.name} shadows an item")
+        self._needs_band_solver = True
+        d = len(item.state)
+        deps = self.fs.dependencies(item)
+        moving_names = {s.name for s in item.bound_symbols()}
+        moving = tuple(dep for dep in deps if set(self.fs.arguments(dep)) & moving_names)
+        if self.dependencies_in([*item.start, item.goal, item.steps, item.output], moving):
+            raise CodegenError(f"path saddle {item.name}: its start, goal, steps or output "
+                               "uses an item that depends on the path")
+        param_order = [prm.name for prm in self.fs.params]
+
+        def helper_arguments(exprs: list) -> tuple[str, ...]:
+            used = {sym.name for e in exprs for sym in sp.sympify(e).free_symbols}
+            for dep in self.dependencies_in(exprs, deps):
+                used.update(self.fs.arguments(dep))
+            return tuple(n for n in param_order if n in used - moving_names)
+
+        parts = {
+            "stage": (item.stage, *item.stage_gradient, *sum(item.stage_hessian, ())),
+            "typical": tuple(item.typical_step),
+            "observable": (item.observable, *item.observable_gradient,
+                           *sum(item.observable_hessian, ())),
+        }
+        solve_args = helper_arguments([e for exprs in parts.values() for e in exprs])
+        key = canonical((item.conjugate, item.state, item.previous, *parts.values()))
+        blocks = []
+        shared = self._saddle_helpers.get(key)
+        if shared is None:
+            shared = f"_saddle_{len(self._saddle_helpers)}"
+            self._saddle_helpers[key] = shared
+            blocks += self._saddle_compiled(item, shared, parts, names, deps, helper_arguments,
+                                            solve_args)
+        # plain-Python wrappers: start, goal, steps and output at fixed parameters
+        fixed = self.dependencies_in([*item.start, item.goal, item.steps, item.output], deps)
+        start_temps, start_vals = print_assignments([*item.start, item.goal, item.steps],
+                                                    names, "    ", "_i")
+        out_temps, (out_val,) = print_assignments([item.output], names, "    ", "_o")
+        call = ", ".join(solve_args)
+        solve = [
+            *self.dependency_lines(fixed, "    "),
+            *start_temps,
+            f"    _m0 = np.array([{', '.join(start_vals[:d])}], dtype=np.float64)",
+            f"    _k = int({start_vals[d + 1]})",
+            f"    _x, {item.action.name}, {item.multiplier.name}, {item.endpoint.name} = "
+            f"{shared}_solve(float({start_vals[d]}), {item.mode == 'target'}, _k, _m0"
+            f"{', ' + call if call else ''})",
+        ]
+        sig = ", ".join(args)
+        doc = (f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({sig})\n"
+               "    NaN where the continuation from the typical path fails.")
+        blocks.append("\n".join([f"def {item.name}({sig}):", f'    """{doc}"""', *solve,
+                                 *out_temps, f"    return {out_val}"]))
+        blocks.append("\n".join([
+            f"def {item.name}_path({sig}):",
+            f'    """Stationary path of {item.name}: rows (theta_l, m_l), l = 1..K, then a row '
+            '(lambda, S, g(m_K))."""',
+            *solve,
+            f"    _out = np.zeros((_k + 1, {max(2 * d, 3)}))",
+            f"    _out[:_k, :{2 * d}] = _x[:{2 * d} * _k].reshape(_k, {2 * d})",
+            f"    _out[_k, :3] = ({item.multiplier.name}, {item.action.name}, "
+            f"{item.endpoint.name})",
+            "    return _out",
+        ]))
+        for suffix in ("_grid", "_grid_serial"):
+            if not args:
+                blocks.append("\n".join([
+                    f"def {item.name}{suffix}(_n):",
+                    f'    """{item.name} repeated _n times."""',
+                    f"    return np.full(_n, {item.name}())"]))
+                continue
+            blocks.append("\n".join([
+                f"def {item.name}{suffix}({sig}):",
+                f'    """{item.name} at every grid point (1-D arrays of equal length; one '
+                'compiled solve per point)."""',
+                f"    return np.array([{item.name}(*map(float, _a)) for _a in zip({sig})], "
+                "dtype=np.float64).reshape(-1)",
+            ]))
+        return "\n\n\n".join(blocks)
+
+    def _saddle_compiled(self, item: PathSaddle, shared: str, parts: dict, names: dict,
+                         deps: tuple[str, ...], helper_arguments, solve_args: tuple[str, ...]
+                         ) -> list[str]:
+        """The compiled chain of a PathSaddle (see ``_emit_PathSaddle``)."""
+        d = len(item.state)
+        n_local = 3 * d
+        half_band = 3 * d - 1
+        conj = [s.name for s in item.conjugate]
+        state = [s.name for s in item.state]
+        prev = [s.name for s in item.previous]
+        stage_out = [f"    _g = np.empty({n_local})", f"    _h = np.empty(({n_local}, {n_local}))"]
+        stage_out += [f"    _g[{a}] = {{{1 + a}}}" for a in range(n_local)]
+        stage_out += [f"    _h[{a}, {b}] = {{{1 + n_local + a * n_local + b}}}"
+                      for a in range(n_local) for b in range(n_local)]
+        stage_out.append("    return {0}, _g, _h")
+        obs_out = [f"    _g = np.empty({d})", f"    _h = np.empty(({d}, {d}))"]
+        obs_out += [f"    _g[{a}] = {{{1 + a}}}" for a in range(d)]
+        obs_out += [f"    _h[{a}, {b}] = {{{1 + d + a * d + b}}}"
+                    for a in range(d) for b in range(d)]
+        obs_out.append("    return {0}, _g, _h")
+        outs = {"stage": (conj + state + prev, stage_out),
+                "typical": (prev, [f"    _m = np.empty({d})",
+                                   *[f"    _m[{j}] = {{{j}}}" for j in range(d)], "    return _m"]),
+                "observable": (state, obs_out)}
+        blocks, calls = [], {}
+        for part, exprs in parts.items():
+            params, out = outs[part]
+            own = helper_arguments(list(exprs))
+            temps, values = print_assignments(list(exprs), names, "    ")
+            blocks.append("\n".join([
+                NJIT,
+                f"def {shared}_{part}({', '.join(params + list(own))}):",
+                *self.dependency_lines(self.dependencies_in(list(exprs), deps), "    "),
+                *temps,
+                *[line.format(*values) for line in out],
+            ]))
+            calls[part] = (f"{shared}_{part}", ", " + ", ".join(own) if own else "")
+        more = ", " + ", ".join(solve_args) if solve_args else ""
+        unpack_stage = ", ".join(
+            [f"_x[_b + {j}]" for j in range(d)] + [f"_x[_b + {d + j}]" for j in range(d)]
+            + [f"_mp[{j}]" for j in range(d)])
+        blocks.append("\n".join([
+            NJIT,
+            f"def {shared}_system(_x, _goal, _target, _k, _m0{more}):",
+            '    """Gradient, banded Hessian (rows: offsets -kl..+2kl) and S of the Lagrangian; '
+            'lambda and g(m_K)."""',
+            "    _n = _x.shape[0]",
+            f"    _kl = {half_band}",
+            "    _f = np.zeros(_n)",
+            "    _r = np.zeros((_n, 3 * _kl + 1))",
+            "    _s = 0.0",
+            f"    _idx = np.empty({n_local}, dtype=np.int64)",
+            f"    _mp = np.empty({d})",
+            "    for _l in range(_k):",
+            f"        _b = {2 * d} * _l",
+            f"        for _j in range({d}):",
+            f"            _mp[_j] = _m0[_j] if _l == 0 else _x[_b - {d} + _j]",
+            "            _idx[_j] = _b + _j",
+            f"            _idx[{d} + _j] = _b + {d} + _j",
+            f"            _idx[{2 * d} + _j] = -1 if _l == 0 else _b - {d} + _j",
+            f"        _v, _g, _h = {calls['stage'][0]}({unpack_stage}{calls['stage'][1]})",
+            "        _s += _v",
+            f"        for _a in range({n_local}):",
+            "            _ia = _idx[_a]",
+            "            if _ia < 0:",
+            "                continue",
+            "            _f[_ia] += _g[_a]",
+            f"            for _c in range({n_local}):",
+            "                _ic = _idx[_c]",
+            "                if _ic >= 0:",
+            "                    _r[_ia, _ic - _ia + _kl] += _h[_a, _c]",
+            f"    _e = {2 * d} * _k - {d}",
+            f"    _go, _gg, _gh = {calls['observable'][0]}("
+            f"{', '.join(f'_x[_e + {j}]' for j in range(d))}{calls['observable'][1]})",
+            "    _lam = _x[_n - 1] if _target else _goal",
+            f"    for _a in range({d}):",
+            "        _f[_e + _a] += _lam * _gg[_a]",
+            f"        for _c in range({d}):",
+            "            _r[_e + _a, _c - _a + _kl] += _lam * _gh[_a, _c]",
+            "        if _target:",
+            "            _r[_e + _a, _n - 1 - _e - _a + _kl] += _gg[_a]",
+            "            _r[_n - 1, _e + _a - (_n - 1) + _kl] += _gg[_a]",
+            "    if _target:",
+            "        _f[_n - 1] = _go - _goal",
+            "    return _f, _r, _s, _lam, _go",
+        ]))
+        blocks.append("\n".join([
+            NJIT,
+            f"def {shared}_tangent(_x, _goal, _target, _k, _m0{more}):",
+            '    """dx/d(goal) on the branch of stationary paths at _x (zero if singular)."""',
+            f"    _f, _r, _s, _lam, _go = {shared}_system(_x, _goal, _target, _k, _m0{more})",
+            "    _n = _x.shape[0]",
+            "    _rhs = np.zeros(_n)",
+            "    if _target:",
+            "        _rhs[_n - 1] = 1.0",
+            "    else:",
+            f"        _e = {2 * d} * _k - {d}",
+            f"        _go, _gg, _gh = {calls['observable'][0]}("
+            f"{', '.join(f'_x[_e + {j}]' for j in range(d))}{calls['observable'][1]})",
+            f"        for _a in range({d}):",
+            "            _rhs[_e + _a] = -_gg[_a]",
+            f"    _t, _det = _band_solve(_r, _rhs, {half_band})",
+            "    if not np.all(np.isfinite(_t)):",
+            "        return np.zeros(_n)",
+            "    return _t",
+        ]))
+        blocks.append("\n".join([
+            NJIT,
+            f"def {shared}_solve(_goal, _target, _k, _m0{more}):",
+            '    """The stationary path (last entry lambda in target mode), S, lambda, g(m_K), by '
+            "Newton steps with backtracking on |grad L| inside a continuation of the goal from "
+            'its typical value (target) or 0 (tilt); NaN if the continuation fails."""',
+            f"    _n = {2 * d} * _k + (1 if _target else 0)",
+            f"    _parity = -1.0 if ({d} * _k) % 2 else 1.0  # sign of det: d K negative "
+            "eigenvalues",
+            "    _x = np.zeros(_n)",
+            "    _m = _m0.copy()",
+            "    for _l in range(_k):",
+            f"        _m = {calls['typical'][0]}({', '.join(f'_m[{j}]' for j in range(d))}"
+            f"{calls['typical'][1]})",
+            f"        for _j in range({d}):",
+            f"            _x[{2 * d} * _l + {d} + _j] = _m[_j]",
+            f"    _g0, _gg, _gh = {calls['observable'][0]}("
+            f"{', '.join(f'_m[{j}]' for j in range(d))}{calls['observable'][1]})",
+            "    _goal0 = _g0 if _target else 0.0",
+            "    _fail = (np.full(_n, np.nan), math.nan, math.nan, math.nan)",
+            "    if not (math.isfinite(_goal) and math.isfinite(_goal0)):",
+            "        return _fail",
+            "    _done = 0.0",
+            "    _current = _goal0",
+            f"    _step = 1.0 / {int(item.continuation)}",
+            f"    _tangent = {shared}_tangent(_x, _goal0, _target, _k, _m0{more})",
+            "    while _done < 1.0:",
+            "        _next = min(1.0, _done + _step)",
+            "        _gl = _goal0 + (_goal - _goal0) * _next",
+            "        _xp = _x + (_gl - _current) * _tangent  # Euler predictor",
+            "        _xn = _xp.copy()",
+            "        _f, _r, _s, _lam, _go = "
+            f"{shared}_system(_xn, _gl, _target, _k, _m0{more})",
+            "        _norm = np.sqrt(np.sum(_f * _f))",
+            "        _ok = False",
+            "        _det = 0.0",
+            f"        for _it in range({SADDLE_MAX_ITERATIONS}):",
+            "            if not math.isfinite(_norm):",
+            "                break",
+            f"            if np.max(np.abs(_f)) <= {SADDLE_TOLERANCE!r}:",
+            "                _ok = True",
+            "                break",
+            f"            _dx, _det = _band_solve(_r, -_f, {half_band})",
+            "            if not np.all(np.isfinite(_dx)):",
+            "                break",
+            "            _alpha = 1.0",
+            "            _accepted = False",
+            "            while _alpha > 1e-4:",
+            "                _xt = _xn + _alpha * _dx",
+            "                _ft, _rt, _st, _lt, _gt = "
+            f"{shared}_system(_xt, _gl, _target, _k, _m0{more})",
+            "                _nt = np.sqrt(np.sum(_ft * _ft))",
+            "                if math.isfinite(_nt) and _nt <= (1.0 - 1e-4 * _alpha) * _norm:",
+            "                    _xn, _f, _r, _norm, _accepted = _xt, _ft, _rt, _nt, True",
+            "                    break",
+            "                _alpha *= 0.5",
+            "            if not _accepted:",
+            f"                _ok = np.max(np.abs(_f)) <= {100 * SADDLE_TOLERANCE!r}",
+            "                break",
+            "        if _ok and _det != 0.0 and _det != _parity:",
+            "            _ok = False  # a stationary path of the wrong kind (not a saddle)",
+            "        if _ok and np.max(np.abs(_xn - _xp)) > "
+            f"{SADDLE_CORRECTOR_RATIO!r} * np.max(np.abs(_xp - _x)) + 1e-9:",
+            "            _ok = False  # the corrector left the branch: a fold or a jump",
+            "        if _ok:",
+            "            _x, _done, _current = _xn, _next, _gl",
+            f"            _tangent = {shared}_tangent(_x, _gl, _target, _k, _m0{more})",
+            f"            _step = min(2.0 * _step, 1.0 / {int(item.continuation)})",
+            "        else:",
+            "            _step *= 0.5",
+            f"            if _step < ({SADDLE_MIN_STEP!r} if _target else "
+            f"{SADDLE_FOLD_STEP!r} / {int(item.continuation)}):",
+            "                return _fail",
+            f"    _f, _r, _s, _lam, _go = {shared}_system(_x, _goal, _target, _k, _m0{more})",
+            "    return _x, _s, _lam, _go",
+        ]))
+        return blocks
+
     # -- module --------------------------------------------------------------------
     def module(self, content_hash: str, spec_hash: str, source: str) -> str:
         bodies = [self.emit(item) for item in self.fs.items]
@@ -739,6 +1037,8 @@ class KernelPrinter:
             tables.append(f"_GH_WEIGHTS_{order} = np.array({[float(v) for v in weights]!r})")
         if self._needs_interpolation:
             bodies.insert(0, INTERPOLATION_HELPER)
+        if self._needs_band_solver:
+            bodies.insert(0, BAND_SOLVER)
         kernel_args = {i.name: self.fs.arguments(i.name) for i in self.fs.items}
         head = [
             f"# Generated by netderive (generator {GENERATOR_VERSION}) from {source}",
@@ -775,6 +1075,51 @@ INTERPOLATION_HELPER = "\n".join([
     "    if _w == 1.0:",
     "        return _y[_j + 1]",
     "    return (1.0 - _w) * _y[_j] + _w * _y[_j + 1]",
+])
+
+
+BAND_SOLVER = "\n".join([
+    NJIT,
+    "def _band_solve(_r, _b, _kl):",
+    '    """Solve A x = b, A banded (half-bandwidth _kl) in rows _r[i, j - i + _kl], by '
+    'Gaussian elimination with partial pivoting (fill-in up to 2 _kl above the diagonal); '
+    'also the sign of det A."""',
+    "    _n = _b.shape[0]",
+    "    _a = _r.copy()",
+    "    _y = _b.copy()",
+    "    _sign = 1.0",
+    "    for _k in range(_n):",
+    "        _p = _k",
+    "        _big = abs(_a[_k, _kl])",
+    "        for _i in range(_k + 1, min(_n, _k + _kl + 1)):",
+    "            if abs(_a[_i, _k - _i + _kl]) > _big:",
+    "                _p, _big = _i, abs(_a[_i, _k - _i + _kl])",
+    "        if _big == 0.0:",
+    "            return np.full(_n, np.nan), 0.0",
+    "        _top = min(_n, _k + 2 * _kl + 1)",
+    "        if _p != _k:",
+    "            for _j in range(_k, _top):",
+    "                _t = _a[_k, _j - _k + _kl]",
+    "                _a[_k, _j - _k + _kl] = _a[_p, _j - _p + _kl]",
+    "                _a[_p, _j - _p + _kl] = _t",
+    "            _y[_k], _y[_p] = _y[_p], _y[_k]",
+    "            _sign = -_sign",
+    "        _piv = _a[_k, _kl]",
+    "        if _piv < 0.0:",
+    "            _sign = -_sign",
+    "        for _i in range(_k + 1, min(_n, _k + _kl + 1)):",
+    "            _m = _a[_i, _k - _i + _kl] / _piv",
+    "            if _m != 0.0:",
+    "                for _j in range(_k, _top):",
+    "                    _a[_i, _j - _i + _kl] -= _m * _a[_k, _j - _k + _kl]",
+    "                _y[_i] -= _m * _y[_k]",
+    "    _x = np.empty(_n)",
+    "    for _i in range(_n - 1, -1, -1):",
+    "        _t = _y[_i]",
+    "        for _j in range(_i + 1, min(_n, _i + 2 * _kl + 1)):",
+    "            _t -= _a[_i, _j - _i + _kl] * _x[_j]",
+    "        _x[_i] = _t / _a[_i, _kl]",
+    "    return _x, _sign",
 ])
 
 

@@ -22,6 +22,9 @@ Item kinds
 - :class:`ArrayProgram` loop nests over fixed-size arrays (index notation): a set-up, a
   one-step map repeated ``steps`` times and a scalar output; for tensor recursions
   (moment maps of training dynamics) whose size is fixed by the model
+- :class:`PathSaddle` the stationary path of the action of a layered contraction
+  principle (forward/backward saddle-point equations of a path integral), solved as one
+  Newton system on the whole path, by continuation from the typical path
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from .domain import (  # noqa: F401  (re-exported: the IR's parameter domains)
 )
 
 #: Bump when the meaning of the IR or of the generated code changes.
-IR_VERSION = "3"
+IR_VERSION = "4"
 
 
 class DerivationError(Exception):
@@ -445,9 +448,126 @@ class ArrayProgram:
         return tuple(seen.values())
 
 
-Item = Formula | Recurrence | Root | Expectation | MinPlusRecursion | ArrayProgram
+PATH_SADDLE_MODES = ("target", "tilt")
+
+
+@dataclass(frozen=True)
+class PathSaddle:
+    r"""Stationary path of a layered contraction principle (saddle point of a path integral).
+
+    Stages :math:`l = 1..K` carry a conjugate :math:`\theta_l\in\mathbb R^d` and a state
+    :math:`m_l\in\mathbb R^d`; :math:`m_0` = ``start``.  The stage function
+    :math:`\ell(\theta, m, m')` (``stage``; convex in :math:`\theta`) gives the one-stage rate
+    :math:`J(m\mid m') = -\min_\theta \ell(\theta, m, m')`, e.g.
+    :math:`\ell = \Lambda(\theta; m') - \theta\cdot m`.  With the observable
+    :math:`g(m_K)` and :math:`S = \sum_l \ell(\theta_l, m_l, m_{l-1})`:
+
+    - ``mode="target"``: stationary point of :math:`S + \lambda\,(g(m_K) - \text{goal})`
+      in all :math:`\theta_l, m_l` and the multiplier :math:`\lambda`; then
+      :math:`I_K(\text{goal}) = -S` on the minimising path and :math:`\lambda = I_K'`;
+    - ``mode="tilt"``: stationary point of :math:`S + \text{goal}\cdot g(m_K)` in all
+      :math:`\theta_l, m_l` (:math:`\lambda` = goal); its value is the SCGF
+      :math:`\Lambda_K(\lambda) = S + \lambda g(m_K)`.
+
+    The stationarity conditions are the forward (:math:`\partial_\theta\ell = 0`) and
+    backward (:math:`\partial_{m_l}`) saddle-point equations.  They are solved by Newton
+    steps on the whole path (a banded symmetric system) with a backtracking line search,
+    starting at the typical path (:math:`\theta = 0`, :math:`\lambda = 0`,
+    :math:`m_l` = ``typical_step`` of :math:`m_{l-1}`) and moving the goal from its typical
+    value (target) or 0 (tilt) to its value in ``continuation`` equal steps (halved on
+    failure).  The result is NaN if the continuation fails.
+
+    ``stage_gradient`` (3d) and ``stage_hessian`` (3d rows of 3d) are the derivatives of
+    ``stage`` in :math:`(\theta, m, m')` in that order; ``observable_gradient`` (d) and
+    ``observable_hessian`` (d rows of d) those of ``observable`` in :math:`m`.  The value is
+    ``output``, an expression in ``action`` (S), ``multiplier`` (:math:`\lambda`) and
+    ``endpoint`` (:math:`g(m_K)`) and parameters.
+    """
+
+    name: str
+    conjugate: tuple[sp.Symbol, ...]
+    state: tuple[sp.Symbol, ...]
+    previous: tuple[sp.Symbol, ...]
+    stage: sp.Expr
+    stage_gradient: tuple[sp.Expr, ...]
+    stage_hessian: tuple[tuple[sp.Expr, ...], ...]
+    start: tuple[sp.Expr, ...]
+    typical_step: tuple[sp.Expr, ...]
+    observable: sp.Expr
+    observable_gradient: tuple[sp.Expr, ...]
+    observable_hessian: tuple[tuple[sp.Expr, ...], ...]
+    goal: sp.Expr
+    mode: str
+    steps: sp.Expr  # a Symbol (parameter) or a positive Integer
+    action: sp.Symbol
+    multiplier: sp.Symbol
+    endpoint: sp.Symbol
+    output: sp.Expr
+    meaning: str
+    ref: str
+    continuation: int = 16
+    internal: bool = False
+
+    def __post_init__(self) -> None:
+        d = len(self.state)
+        what = f"path saddle {self.name}"
+        if d == 0 or len(self.conjugate) != d or len(self.previous) != d:
+            raise DerivationError(f"{what}: conjugate, state and previous must have one equal, "
+                                  "nonzero length")
+        if len(self.start) != d or len(self.typical_step) != d:
+            raise DerivationError(f"{what}: start and typical_step need {d} entries")
+        if len(self.stage_gradient) != 3 * d or len(self.stage_hessian) != 3 * d or any(
+                len(row) != 3 * d for row in self.stage_hessian):
+            raise DerivationError(f"{what}: the stage gradient has {3 * d} entries and its "
+                                  f"Hessian {3 * d} rows of {3 * d}")
+        if len(self.observable_gradient) != d or len(self.observable_hessian) != d or any(
+                len(row) != d for row in self.observable_hessian):
+            raise DerivationError(f"{what}: the observable gradient has {d} entries and its "
+                                  f"Hessian {d} rows of {d}")
+        if self.mode not in PATH_SADDLE_MODES:
+            raise DerivationError(f"{what}: mode={self.mode!r}; allowed: "
+                                  f"{', '.join(PATH_SADDLE_MODES)}")
+        if self.continuation < 1:
+            raise DerivationError(f"{what}: continuation must be >= 1")
+        _check_steps(what, self.steps, 1)
+        names = [s.name for s in self.bound_symbols()]
+        if len(set(names)) != len(names):
+            raise DerivationError(f"{what}: conjugate, state, previous, action, multiplier "
+                                  "and endpoint must be different symbols")
+        local = {
+            "stage": (self.stage, *self.stage_gradient, *sum(self.stage_hessian, ())),
+            "start": self.start, "goal": (self.goal,), "steps": (self.steps,),
+            "typical_step": self.typical_step,
+            "observable": (self.observable, *self.observable_gradient,
+                           *sum(self.observable_hessian, ())),
+            "output": (self.output,),
+        }
+        allowed = {
+            "stage": {*self.conjugate, *self.state, *self.previous},
+            "typical_step": set(self.previous), "observable": set(self.state),
+            "output": {self.action, self.multiplier, self.endpoint},
+        }
+        bound = set(self.bound_symbols())
+        for part, exprs in local.items():
+            extra = {s for e in exprs for s in sp.sympify(e).free_symbols & bound} - allowed.get(
+                part, set())
+            if extra:
+                raise DerivationError(f"{what}: its {part} uses "
+                                      f"{', '.join(sorted(s.name for s in extra))}")
+
+    def expressions(self) -> tuple[sp.Expr, ...]:
+        return (self.stage, *self.stage_gradient, *sum(self.stage_hessian, ()), *self.start,
+                *self.typical_step, self.observable, *self.observable_gradient,
+                *sum(self.observable_hessian, ()), self.goal, self.steps, self.output)
+
+    def bound_symbols(self) -> tuple[sp.Symbol, ...]:
+        return (*self.conjugate, *self.state, *self.previous, self.action, self.multiplier,
+                self.endpoint)
+
+
+Item = Formula | Recurrence | Root | Expectation | MinPlusRecursion | ArrayProgram | PathSaddle
 ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation, MinPlusRecursion,
-                                ArrayProgram)
+                                ArrayProgram, PathSaddle)
 
 
 @dataclass(frozen=True)
@@ -564,7 +684,8 @@ def canonical(obj: object) -> str:
     if isinstance(obj, tuple | list):
         return "(" + ", ".join(canonical(o) for o in obj) + ")"
     if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation
-                  | MinPlusRecursion | ArrayProgram | ArrayConstant | ArrayStatement):
+                  | MinPlusRecursion | ArrayProgram | ArrayConstant | ArrayStatement
+                  | PathSaddle):
         body = ", ".join(
             f"{f.name}={canonical(getattr(obj, f.name))}" for f in fields(obj) if f.init
         )

@@ -35,7 +35,6 @@ from .activation import ACTIVATION_VARIABLE, parse_activation
 from .domain import Domain
 from .ir import (
     POSITIVE,
-    POSITIVE_INTEGER,
     REAL,
     DerivationError,
     Expectation,
@@ -44,6 +43,7 @@ from .ir import (
     Item,
     MinPlusRecursion,
     Parameter,
+    PathSaddle,
     Recurrence,
     Root,
     item_symbol,
@@ -64,8 +64,6 @@ FIRST_TILT = sp.Symbol("first_tilt", real=True)
 SIGMA2 = sp.Symbol("weight_variance", positive=True)
 NORM = sp.Symbol("norm", positive=True)
 NORM_HAT = sp.Symbol("norm_hat", positive=True)
-THETA = sp.Symbol("theta", real=True)
-LAYER = sp.Symbol("layer", positive=True, integer=True)
 # bound variables
 R = sp.Symbol("r", real=True)
 V = sp.Symbol("V", real=True)
@@ -75,6 +73,13 @@ LAST = sp.Symbol("lambda_L", real=True)
 KAPPA = sp.Symbol("kappa", real=True)
 Z1, Z2 = sp.symbols("z1 z2", real=True)
 W = sp.Symbol("w", real=True)
+ENDPOINT = sp.Symbol("g_L", real=True)
+#: conjugates of (q, Q, Q-hat) in the saddle point of general activations (parameters of its
+#: tilted Gauss-Hermite moments)
+TILTS3 = tuple(sp.Symbol(f"theta_{k}", real=True) for k in (1, 2, 3))
+#: the new state (q, Q, Q-hat) of a stage of that saddle point (bound)
+STATE3 = (sp.Symbol("q_next", real=True), sp.Symbol("norm_next", real=True),
+          sp.Symbol("norm_hat_next", real=True))
 
 PROBABILITY = Domain(0.0, 1.0, upper_closed=False)
 OVERLAP = Domain(-1.0, 1.0)
@@ -86,6 +91,8 @@ DEPTH_DOMAIN = Domain(1.0, 1000.0, integer=True)
 #: 24 nodes leave 4e-5 in q_2; 60 (1-D) and 48 (2-D) leave < 1e-9.  One-layer rate
 #: I_1(0.6): 0.10670 (24 nodes), 0.10592 (32), 0.10576 (40), 0.10570 (64).
 GAUSS_HERMITE_ORDER = {"norm": 60, "overlap": 48, "tilted": 32}
+#: Continuation steps from the typical path to the goal in the Newton saddle-point solves.
+SADDLE_CONTINUATION = 8
 #: Scan cells of the first-layer tilt in the saddle-point shooting.
 SHOOTING_SCAN = 4000
 #: Tilts beyond this are not searched (|theta| X saturates doubles long before).
@@ -334,13 +341,106 @@ def relu_rate_items(rho: sp.Expr, scale: sp.Expr) -> list[Item]:
     ]
 
 
+class _QuadrantRatio(sp.Function):
+    """Placeholder for F(t) while differentiating (its derivatives are _QuadrantRatio1, 2)."""
+
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return _QuadrantRatio1(self.args[0])
+
+
+class _QuadrantRatio1(sp.Function):
+    def fdiff(self, argindex: int = 1) -> sp.Expr:
+        return _QuadrantRatio2(self.args[0])
+
+
+class _QuadrantRatio2(sp.Function):
+    pass
+
+
+def stage_derivatives(stage: sp.Expr, variables: tuple[sp.Symbol, ...]
+                      ) -> tuple[tuple[sp.Expr, ...], tuple[tuple[sp.Expr, ...], ...]]:
+    """Gradient and Hessian of ``stage`` in ``variables`` (sympy ``diff``)."""
+    gradient = tuple(sp.diff(stage, v) for v in variables)
+    hessian = tuple(tuple(sp.diff(g, v) for v in variables) for g in gradient)
+    return gradient, hessian
+
+
+def relu_stage() -> tuple[sp.Expr, tuple[sp.Expr, ...], tuple[tuple[sp.Expr, ...], ...]]:
+    r"""Stage function :math:`\ell(\kappa, r, r') = \ln M_r(\kappa; \rho r')` of the ReLU
+    saddle point, with its gradient and Hessian in :math:`(\kappa, r, r')`.
+
+    :math:`J(r|r') = -\min_\kappa\ell` (section 4.4).  Differentiated with :math:`F` as an
+    abstract function, then :math:`F, F', F''` replaced by their branches (arccos, arccosh
+    and the Taylor polynomial near :math:`t = 1`): the derivative of the whole Piecewise is
+    six times larger.
+    """
+    rho = item_symbol("weight_correlation")
+    c = rho * Q_PREV
+    d = 1 - c**2
+    g = 1 + KAPPA * R * d
+    mgf = (sp.Rational(1, 4) + sp.asin(c) / (2 * sp.pi)
+           + sp.sqrt(d) / sp.pi * _QuadrantRatio(c / sp.sqrt(g)) / sp.sqrt(g)
+           + sp.sqrt(d) / (2 * sp.pi) * _QuadrantRatio(-(c + KAPPA * d) / g) / g)
+    stage = sp.log(mgf)
+    gradient, hessian = stage_derivatives(stage, (KAPPA, R, Q_PREV))
+    t = sp.Symbol("t", real=True)
+    ratio = quadrant_integral_ratio(t)
+    first = sp.diff(ratio, t)
+    second = sp.diff(first, t)
+
+    def concrete(e: sp.Expr) -> sp.Expr:
+        return (e.replace(_QuadrantRatio2, sp.Lambda(t, second))
+                .replace(_QuadrantRatio1, sp.Lambda(t, first))
+                .replace(_QuadrantRatio, sp.Lambda(t, ratio)))
+
+    return (concrete(stage), tuple(concrete(e) for e in gradient),
+            tuple(tuple(concrete(e) for e in row) for row in hessian))
+
+
+def relu_saddle_items(mu_of: callable) -> list[Item]:
+    r"""ReLU saddle point of the path (section 4.2 with the scalar chain of section 4.4).
+
+    Stationary point of :math:`\sum_l \ln M_{r_l}(\kappa_l;\rho r_{l-1})` with the output
+    constraint (target) or tilt: forward :math:`\partial_\kappa\ln M = 0` (the Chernoff
+    condition of each layer), backward :math:`\partial_{r_l}[\ell_l+\ell_{l+1}]=0`.  Target
+    mode gives :math:`I_L(r) = \lambda r - \Lambda_L(\lambda)` with :math:`\lambda = I_L'(r)`
+    (Legendre), tilt mode the SCGF :math:`\Lambda_L(\lambda)`.
+    """
+    stage, gradient, hessian = relu_stage()
+    ref = f"{REF}, sections 4.2 and 4.4"
+    common = dict(conjugate=(KAPPA,), state=(R,), previous=(Q_PREV,), stage=stage,
+                  stage_gradient=gradient, stage_hessian=hessian, start=(Q0,),
+                  typical_step=(mu_of(Q_PREV),), observable=R,
+                  observable_gradient=(sp.Integer(1),),
+                  observable_hessian=((sp.Integer(0),),), steps=DEPTH, action=S_ACTION,
+                  multiplier=LAST, endpoint=ENDPOINT, continuation=SADDLE_CONTINUATION,
+                  ref=ref)
+    return [
+        PathSaddle("rate_function_legendre", goal=Q, mode="target", output=-S_ACTION,
+                   meaning="I_L(r) = lambda r - Lambda_L(lambda) at the saddle point of the "
+                   "path (Legendre; continuation from the typical path)", **common),
+        PathSaddle("scgf", goal=TILT, mode="tilt", output=S_ACTION + TILT * ENDPOINT,
+                   meaning="scaled cumulant generating function Lambda_L(lambda) of r_L "
+                   "(saddle point of the path, continuation from lambda = 0)", **common),
+    ]
+
+
 # -- generic activations: Gauss-Hermite ----------------------------------------------------
 def gauss_hermite_items(phi: sp.Expr, rho: sp.Expr, scale: sp.Expr) -> list[Item]:
-    r"""Mean-field map of :math:`(q, Q, \hat Q)` and the frozen-norm one-layer rate.
+    r"""Mean-field map of :math:`m = (q, Q, \hat Q)` and the saddle point of its path.
 
-    :math:`h=\sigma\sqrt{Q}z_1`, :math:`\hat h=\hat\sigma\sqrt{\hat Q}(cz_1+\sqrt{1-c^2}z_2)`,
-    :math:`c=\rho q/\sqrt{Q\hat Q}`; :math:`Q'=\mathbb E\phi(h)^2`,
-    :math:`\hat Q'=\mathbb E\phi(\hat h)^2`, :math:`q'=\mathbb E\phi(h)\phi(\hat h)`.
+    :math:`h=\sigma\sqrt{Q'}z_1`, :math:`\hat h=\hat\sigma\sqrt{\hat Q'}(cz_1+\sqrt{1-c^2}z_2)`,
+    :math:`c=\rho q'/\sqrt{Q'\hat Q'}`; :math:`Q=\mathbb E\phi(h)^2`,
+    :math:`\hat Q=\mathbb E\phi(\hat h)^2`, :math:`q=\mathbb E\phi(h)\phi(\hat h)`
+    (section 3).  The stage function of the saddle point (section 4.2) is
+    :math:`\ell(\theta, m, m') = \Lambda(\theta; m') - \theta\cdot m` with
+    :math:`\Lambda = \ln\mathbb E e^{\theta\cdot T}`,
+    :math:`T = (\phi(h)\phi(\hat h), \phi(h)^2, \phi(\hat h)^2)`; its derivatives in
+    :math:`v = (\theta, m')` are ratios of the tilted moments
+    :math:`\mathbb E\,\partial_v e^{\theta\cdot T}` and
+    :math:`\mathbb E\,\partial_v\partial_w e^{\theta\cdot T}` (the integrand differentiated
+    by sympy; :math:`h, \hat h` depend on :math:`m'` through the fixed normal nodes).
+    The observable is :math:`s_L = q_L/\sqrt{Q_L^*\hat Q_L^*}` (typical norms of layer L).
     """
     norm_method, overlap_method, tilted_method = (
         f"gauss-hermite:{GAUSS_HERMITE_ORDER[k]}" for k in ("norm", "overlap", "tilted"))
@@ -353,59 +453,87 @@ def gauss_hermite_items(phi: sp.Expr, rho: sp.Expr, scale: sp.Expr) -> list[Item
     c = rho * Q_PREV / sp.sqrt(NORM * NORM_HAT)
     h = sp.sqrt(SIGMA2 * NORM) * Z1
     h_hat = sp.sqrt(sigma_hat2 * NORM_HAT) * (c * Z1 + sp.sqrt(1 - c**2) * Z2)
+    mean_field_state = (Q_PREV, NORM, NORM_HAT)
+    mean_field_step = (item_symbol("pair_overlap_map"), item_symbol("norm_map"),
+                       item_symbol("norm_hat_map"))
+
+    def mean_field(name: str, output: sp.Expr, meaning: str, internal: bool) -> Recurrence:
+        return Recurrence(name, mean_field_state, mean_field_step,
+                          (Q0, sp.Integer(1), sp.Integer(1)), DEPTH, output, meaning, ref,
+                          internal=internal)
+
     items: list[Item] = [
         Expectation("norm_map", act(sp.sqrt(SIGMA2 * NORM) * Z1) ** 2, (Z1,), norm_method,
                     "Q' = E phi(h)^2 (reference network)", ref, internal=True),
         Expectation("norm_hat_map", act(sp.sqrt(sigma_hat2 * NORM_HAT) * Z1) ** 2, (Z1,),
                     norm_method, "Q-hat' = E phi(h-hat)^2 (perturbed network)", ref,
                     internal=True),
-        Expectation("overlap_map", act(h) * act(h_hat), (Z1, Z2), overlap_method,
+        Expectation("pair_overlap_map", act(h) * act(h_hat), (Z1, Z2), overlap_method,
                     "q' = E phi(h) phi(h-hat)", ref, internal=True),
-        Recurrence("mean_field", (Q_PREV, NORM, NORM_HAT),
-                   (item_symbol("overlap_map"), item_symbol("norm_map"),
-                    item_symbol("norm_hat_map")),
-                   (Q0, sp.Integer(1), sp.Integer(1)), DEPTH, Q_PREV / sp.sqrt(NORM * NORM_HAT),
-                   "typical normalised overlap q_L / sqrt(Q_L Q-hat_L) at layer L", ref),
+        mean_field("mean_field", Q_PREV / sp.sqrt(NORM * NORM_HAT),
+                   "typical normalised overlap q_L / sqrt(Q_L Q-hat_L) at layer L", False),
+        mean_field("typical_norm", NORM, "typical norm Q_L at layer L", True),
+        mean_field("typical_norm_hat", NORM_HAT, "typical norm Q-hat_L at layer L", True),
     ]
-    # typical norms before (layer - 1) and after (layer) a stage of the rate function
-    state = (sp.Symbol("Q_before", positive=True), NORM, sp.Symbol("Qhat_before", positive=True),
-             NORM_HAT)
-    step = (NORM, item_symbol("norm_map"), NORM_HAT, item_symbol("norm_hat_map"))
-    init = (sp.Integer(1),) * 4
-    for name, k, meaning in (("norm_before", 0, "Q_{l-1}"), ("norm_after", 1, "Q_l"),
-                             ("norm_hat_before", 2, "Q-hat_{l-1}"),
-                             ("norm_hat_after", 3, "Q-hat_l")):
-        items.append(Recurrence(name, state, step, init, LAYER, state[k],
-                                f"typical norm {meaning} around stage l = layer", ref,
-                                internal=True))
-    q_b, q_a = item_symbol("norm_before"), item_symbol("norm_after")
-    qh_b, qh_a = item_symbol("norm_hat_before"), item_symbol("norm_hat_after")
-    c_stage = rho * Q_PREV  # the normalised old overlap r' times rho
-    x = act(sp.sqrt(SIGMA2 * q_b) * Z1) * act(
-        sp.sqrt(sigma_hat2 * qh_b) * (c_stage * Z1 + sp.sqrt(1 - c_stage**2) * Z2))
-    target = Q * sp.sqrt(q_a * qh_a)
-    # centred at the target: E[(X - t) e^{theta (X - t)}] = 0 is Lambda'(theta) = t, and
-    # J = -ln E e^{theta* (X - t)}; no overflow, and the root needs two expectations
-    centred = x - target
-    tilted = sp.exp(THETA * centred)
+    # tilted moments: E f, E d_v f, E d_v d_w f with f = exp(theta . T), v in (theta, m')
+    pair = (act(h) * act(h_hat), act(h) ** 2, act(h_hat) ** 2)
+    weight = sp.exp(sum(t * x for t, x in zip(TILTS3, pair, strict=True)))
+    variables = (*TILTS3, *mean_field_state)
+    tags = ("t1", "t2", "t3", "q", "Q", "Qh")
+    saddle_ref = f"{REF}, section 4.2"
+    items.append(Expectation("tilted_moment", weight, (Z1, Z2), tilted_method,
+                             "E exp(theta . T), T = (phi(h) phi(h-hat), phi(h)^2, "
+                             "phi(h-hat)^2)", saddle_ref, internal=True))
+    first: dict[int, sp.Expr] = {}
+    second: dict[tuple[int, int], sp.Expr] = {}
+    for a, va in enumerate(variables):
+        da = sp.diff(weight, va)
+        name = f"tilted_moment_{tags[a]}"
+        items.append(Expectation(name, da, (Z1, Z2), tilted_method,
+                                 f"E d/d{va.name} exp(theta . T)", saddle_ref, internal=True))
+        first[a] = item_symbol(name)
+        for b in range(a, len(variables)):
+            name2 = f"tilted_moment_{tags[a]}_{tags[b]}"
+            items.append(Expectation(name2, sp.diff(da, variables[b]), (Z1, Z2), tilted_method,
+                                     f"E d2/d{va.name} d{variables[b].name} exp(theta . T)",
+                                     saddle_ref, internal=True))
+            second[a, b] = second[b, a] = item_symbol(name2)
+    zero = item_symbol("tilted_moment")
+    # gradient and Hessian of ell in (theta, m, m'): Lambda's in v = (theta, m') by the ratios
+    log_gradient = {a: first[a] / zero for a in range(6)}
+    position = {0: 0, 1: 1, 2: 2, 3: 6, 4: 7, 5: 8}  # v index -> index in (theta, m, m')
+    gradient = [sp.Integer(0)] * 9
+    hessian = [[sp.Integer(0)] * 9 for _ in range(9)]
+    for a in range(6):
+        gradient[position[a]] = log_gradient[a]
+        for b in range(6):
+            hessian[position[a]][position[b]] = (second[a, b] / zero
+                                                 - log_gradient[a] * log_gradient[b])
+    for k in range(3):
+        gradient[k] -= STATE3[k]
+        gradient[3 + k] = -TILTS3[k]
+        hessian[k][3 + k] = hessian[3 + k][k] = sp.Integer(-1)
+    stage = sp.log(zero) - sum(t * m for t, m in zip(TILTS3, STATE3, strict=True))
+    scale_out = sp.sqrt(item_symbol("typical_norm") * item_symbol("typical_norm_hat"))
+    observable = STATE3[0] / scale_out
+    common = dict(conjugate=TILTS3, state=STATE3, previous=mean_field_state, stage=stage,
+                  stage_gradient=tuple(gradient),
+                  stage_hessian=tuple(tuple(row) for row in hessian),
+                  start=(Q0, sp.Integer(1), sp.Integer(1)), typical_step=mean_field_step,
+                  observable=observable,
+                  observable_gradient=(1 / scale_out, sp.Integer(0), sp.Integer(0)),
+                  observable_hessian=((sp.Integer(0),) * 3,) * 3, steps=DEPTH,
+                  action=S_ACTION, multiplier=LAST, endpoint=ENDPOINT,
+                  continuation=SADDLE_CONTINUATION, ref=saddle_ref)
     items += [
-        Expectation("tilted_mgf", tilted, (Z1, Z2), tilted_method, "E exp(theta (X - t)), "
-                    "X = phi(h) phi(h-hat) at stage `layer`, t = r sqrt(Q_l Q-hat_l)", ref,
-                    internal=True),
-        Expectation("tilted_slope", centred * tilted, (Z1, Z2), tilted_method,
-                    "E (X - t) exp(theta (X - t))", ref, internal=True),
-        Expectation("tilted_curvature", centred**2 * tilted, (Z1, Z2), tilted_method,
-                    "E (X - t)^2 exp(theta (X - t))", ref, internal=True),
-    ]
-    items += [
-        Root("rate_tilt", THETA, item_symbol("tilted_slope"), item_symbol("tilted_curvature"),
-             (sp.Integer(-TILT_RANGE), sp.Integer(TILT_RANGE)),
-             "theta* with Lambda'(theta*) = t (Cramer; the slope is increasing in theta)", ref,
-             scan_points=4, internal=True),
-        Recurrence("one_layer_rate", (THETA,), (THETA,), (item_symbol("rate_tilt"),),
-                   sp.Integer(0), -sp.log(item_symbol("tilted_mgf")),
-                   "one-layer rate J_l(s | s') of s = q / sqrt(Q_l Q-hat_l) with the norms at "
-                   "their typical values", ref),
+        PathSaddle("rate_function", goal=Q, mode="target", output=-S_ACTION,
+                   meaning="rate function I_L(s) of s_L = q_L / sqrt(Q_L* Q-hat_L*) (typical "
+                   "norms of layer L): the stationary path of the 3-D state (q, Q, Q-hat) "
+                   "with lambda = I_L'(s), by Newton continuation from the typical path",
+                   **common),
+        PathSaddle("scgf", goal=TILT, mode="tilt", output=S_ACTION + TILT * ENDPOINT,
+                   meaning="scaled cumulant generating function Lambda_L(lambda) of s_L "
+                   "(saddle point of the path of (q, Q, Q-hat))", **common),
     ]
     return items
 
@@ -429,8 +557,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
     homogeneous = kernels is not None and kernels.degree is not None
     route = "sign" if sign_scale else "relu" if relu_scale else "closed" if homogeneous \
         else "quadrature"
-    default_grid = spec.get("grid_size") or (1001 if route in ("sign", "relu", "closed")
-                                             else 101)
+    default_grid = spec.get("grid_size") or 1001
     params = [
         Parameter(P, "dilution probability p (fraction of weights set to zero; unused by "
                   "binarization)",
@@ -440,10 +567,10 @@ def derive(spec: ModelSpec) -> FormulaSet:
         Parameter(Q, "output overlap at which the rate function is evaluated", REAL, 0.5, "q"),
         Parameter(Q_PREV, "overlap at the previous layer (argument of the one-layer rate)",
                   OVERLAP, 1.0, "q'"),
-        Parameter(GRID, "points of the dynamic-programming grid (odd: q = 0 on the grid)",
-                  GRID_DOMAIN,
-                  default_grid, "G"),
     ]
+    if route in ("sign", "relu"):
+        params.append(Parameter(GRID, "points of the dynamic-programming grid (odd: q = 0 on "
+                                "the grid)", GRID_DOMAIN, default_grid, "G"))
     items: list[Item] = [Formula(
         "weight_correlation", rho_expr,
         f"rho = E[W What] / sqrt(E W^2 E What^2) for {perturbation}", f"{REF}, section 2")]
@@ -513,29 +640,30 @@ def derive(spec: ModelSpec) -> FormulaSet:
             Parameter(NORM, "norm Q of the reference layer (state)", POSITIVE, 1.0, "Q"),
             Parameter(NORM_HAT, "norm Q-hat of the perturbed layer (state)", POSITIVE, 1.0,
                       r"\hat Q"),
-            Parameter(THETA, "tilt theta of the one-layer generating function", REAL, 0.0,
-                      r"\theta"),
-            Parameter(LAYER, "stage l of the rate function", POSITIVE_INTEGER, 1, "l"),
+            *(Parameter(t, f"conjugate of {m} in the saddle point (state)", REAL, 0.0,
+                        rf"\theta_{k + 1}")
+              for k, (t, m) in enumerate(zip(TILTS3, ("q", "Q", "Q-hat"), strict=True))),
+            Parameter(TILT, "tilt lambda of the generating function", REAL, 0.5, r"\lambda"),
         ]
         gh = gauss_hermite_items(phi, rho, scale)
         if route == "quadrature":
             gh = [_renamed(i, "mean_field", "typical_overlap") for i in gh]
         else:
-            gh = [i for i in gh if i.name not in ("overlap_map", "mean_field")]
+            gh = [i for i in gh if i.name != "mean_field"]
         items += gh
-        notes.append("Rate function of s_L = q_L / sqrt(Q_L Q-hat_L) with Q_L, Q-hat_L the "
-                     "typical (mean-field) norms, a fixed rescaling of q_L whose typical value "
-                     "is typical_overlap; it is not the rate of the norm-normalised overlap, "
-                     "whose norms fluctuate too.  Exact for L = 1 (up to quadrature); for L >= "
-                     "2 the norms of the inner layers are held at their typical values, an "
-                     "approximation (measured 30-40% low at L = 2 for tanh, sigma_w^2 = 1.5, "
-                     "dilution 0.1).")
+        notes.append("Rate function of s_L = q_L / sqrt(Q_L* Q-hat_L*), Q_L*, Q-hat_L* the "
+                     "typical (mean-field) norms of layer L: a fixed rescaling of q_L whose "
+                     "typical value is typical_overlap.  The norms of every layer fluctuate "
+                     "with the overlap: the state is (q, Q, Q-hat) and the rate is the action "
+                     "of the stationary path of the 3-D chain (Newton continuation from the "
+                     "typical path), exact up to quadrature where that path is the minimising "
+                     "one.")
+        return _formula_set(spec, params, items, notes)
         envelope, step_rate = None, item_symbol("one_layer_rate")
     items.append(MinPlusRecursion(
         "rate_function", Q, Q_PREV, step_rate, Q0, DEPTH, lower, upper, GRID,
         "rate function I_L(q) of the output overlap (contraction principle, dynamic "
-        "programming)", f"{REF}, section 4.2", envelope=envelope,
-        index=LAYER if route not in ("sign", "relu") else None))
+        "programming)", f"{REF}, section 4.2", envelope=envelope))
     if route in ("sign", "relu"):
         params.append(Parameter(TILT, "tilt lambda of the generating functions", REAL, 0.5,
                                 r"\lambda"))
@@ -548,6 +676,13 @@ def derive(spec: ModelSpec) -> FormulaSet:
         if envelope is not None:
             notes.append("One-layer rate affine in (1 + q)/2 at fixed q': the DP minimum over "
                          "q' is a lower envelope of lines (O(G) per layer).")
+    if route == "relu":
+        items += relu_saddle_items(mu_of)
+    return _formula_set(spec, params, items, notes)
+
+
+def _formula_set(spec: ModelSpec, params: list[Parameter], items: list[Item],
+                 notes: list[str]) -> FormulaSet:
     return FormulaSet(
         name=spec.stem, family="large_deviation", source=spec.source,
         params=tuple(params), items=tuple(items),

@@ -234,16 +234,16 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
                                  abs(v - nvar[layer - 1]) <= 3 * nvar_se[layer - 1] + allowance,
                                  f"|diff| <= 3 se + {LD_NVAR_BIAS:g}/N relative"))
 
-    # the rate function: one point on either side of the typical overlap, last layer (L = 1 for
-    # activations whose rate holds the norms at their typical values: exact only there)
+    # the rate function: one point on either side of the typical overlap, last layer
     appendix = ""
-    rate_depth = depth if model.kind in ("sign", "relu") else 1
+    rate_depth = depth
     if model.kind == "generic" and model.bound is None:
         return rows, "rate function not checked: sampling its tails needs a bounded activation"
-    grid, curves = ld_report.kernel_rate_curves(build, values, rate_depth)
     if chosen is not None:
         points = [(rate_depth, chosen)]
     else:
+        grid, curves = ld_report.kernel_rate_curves(build, {**values, "depth": rate_depth},
+                                                    rate_depth, last_only=True)
         points = [(rate_depth, q) for q in _rate_points(grid, curves[rate_depth - 1],
                                                          model.kind)]
     table = ld_report.convergence_rows(build, points, samples=max(500, draws // 20), rng=rng,
@@ -253,8 +253,6 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
         diff = abs(row.extrapolated - row.kernel)
         method = (f"-(1/N) ln P_N(bin), {row.method}, N={row.sizes[-2]},{row.sizes[-1]} "
                   "Richardson after ln(N)/(2N)")
-        if model.kind == "generic":
-            method += "; L = 1 (the frozen-norm rate is exact only there)"
         rows.append(CheckRow(f"rate_function L={row.depth} q={row.q:g}", row.kernel,
                              row.extrapolated, error, method,
                              diff <= 3 * error + LD_RATE_TOLERANCE,
@@ -267,7 +265,7 @@ def _rate_points(grid: np.ndarray, rate: np.ndarray, kind: str) -> list[float]:
     """Where the kernel's rate first reaches :data:`LD_RATE_LEVEL` on either side of its minimum,
     rounded to the lattice 2k/N - 1 of N = 25, 50, 100, 200 (multiples of 0.08 from -1) for sign
     units and to 0.01 otherwise; sides that never reach the level are left out (at most 0.97)."""
-    lowest = int(np.argmin(rate))
+    lowest = int(np.nanargmin(rate))
     points = []
     for side in (range(lowest, -1, -1), range(lowest, len(grid))):
         hit = next((i for i in side if rate[i] >= LD_RATE_LEVEL), None)

@@ -140,14 +140,39 @@ def _bound(phi: Callable[[np.ndarray], np.ndarray]) -> float | None:
 # kernel side
 
 
-def kernel_rate_curves(build: Build, values: dict[str, float], depth: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """``(grid, rows I_1..I_L)`` of the kernel's ``rate_function`` (one DP for all layers)."""
+#: Points per curve where the rate function is a saddle point solved point by point.
+POINTWISE_GRID = 49
+
+
+def rate_is_curve(build: Build) -> bool:
+    """Whether ``rate_function`` is a dynamic programming that computes whole curves."""
+    return build.item("rate_function").get("curve_variable") == "q"
+
+
+def kernel_rate_curves(build: Build, values: dict[str, float], depth: int, *,
+                       last_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(grid, rows I_1..I_L)`` of the kernel's ``rate_function``: one DP for all layers, or
+    (a saddle point solved per point) :data:`POINTWISE_GRID` points of ``(-1, 1)`` per layer
+    (with ``last_only``, layer L only; the other rows NaN)."""
     merged = {**values, "depth": depth}
     args = build.item("rate_function")["arguments"]
-    grid, rates = build.kernels().rate_function_curves(
-        *[float(merged[a]) for a in args if a != "q"])
-    return np.asarray(grid), np.atleast_2d(np.asarray(rates))
+    if rate_is_curve(build):
+        grid, rates = build.kernels().rate_function_curves(
+            *[float(merged[a]) for a in args if a != "q"])
+        return np.asarray(grid), np.atleast_2d(np.asarray(rates))
+    grid = np.linspace(-0.96, 0.96, POINTWISE_GRID)
+    rows = np.full((depth, grid.size), np.nan)
+    for layer in range(depth if last_only else 1, depth + 1):
+        rows[layer - 1] = [kernel_rate(build, values, layer, float(q)) for q in grid]
+    return grid, rows
+
+
+def kernel_rate(build: Build, values: dict[str, float], depth: int, q: float) -> float:
+    """``I_L(q)`` of the kernel at one point (the whole DP for curve kernels)."""
+    if rate_is_curve(build):
+        grid, curves = kernel_rate_curves(build, values, depth)
+        return rate_at(grid, curves, depth, q)
+    return float(build.call("rate_function", {**values, "depth": depth, "q": q}))
 
 
 def rate_at(grid: np.ndarray, rates: np.ndarray, depth: int, q: float) -> float:
@@ -214,7 +239,7 @@ def sampled_rate(prop: Proposal, n: int, samples: int, rng: np.random.Generator
                                               prop.tilts, bound=model.bound)
     log_p, se = tails.weighted_log_probability(states[:, -1, 0] / prop.norm, logw, lo, hi)
     return -log_p / n, se / n, ("tilted Gaussian (q, Q, Q-hat) chain; observable q_L / "
-                                "sqrt(Q_L Q-hat_L at their typical values)")
+                                "sqrt(Q_L* Q-hat_L*), typical norms")
 
 
 def extrapolate(sizes: Sequence[int], rates: Sequence[float], errors: Sequence[float]
@@ -241,7 +266,14 @@ def convergence_rows(build: Build, points: Sequence[tuple[int, float]], *,
     rng = np.random.default_rng(0) if rng is None else rng
     values = build.defaults if values is None else {**build.defaults, **values}
     model = reference_model(build, values)
-    grid, curves = kernel_rate_curves(build, values, max(depth for depth, _ in points))
+    if rate_is_curve(build):
+        grid, curves = kernel_rate_curves(build, values, max(depth for depth, _ in points))
+
+        def kernel_value(depth: int, q: float) -> float:
+            return rate_at(grid, curves, depth, q)
+    else:
+        def kernel_value(depth: int, q: float) -> float:
+            return kernel_rate(build, values, depth, q)
     rows = []
     for depth, q in points:
         start = time.perf_counter()
@@ -255,7 +287,7 @@ def convergence_rows(build: Build, points: Sequence[tuple[int, float]], *,
         ext, ext_error = extrapolate(sizes, rates, errors)
         if model.kind != "sign":
             method += f", {max(500, samples)}..{count} samples"
-        rows.append(ConvergenceRow(build.spec.stem, depth, q, rate_at(grid, curves, depth, q),
+        rows.append(ConvergenceRow(build.spec.stem, depth, q, kernel_value(depth, q),
                                    tuple(sizes), tuple(rates), tuple(errors), ext, ext_error,
                                    method, time.perf_counter() - start))
     return rows

@@ -3,7 +3,7 @@
 An *independent reference implementation*, like :mod:`runtime.reference.large_deviation` (which it
 extends): written by hand from the notes ``lisaad2020.md`` and first principles, with no generated
 code and nothing from ``derivations``, ``codegen`` or other ``runtime`` modules (only
-``runtime.progress``). Three tools:
+``runtime.progress``). Four tools:
 
 1. :func:`sign_network_sample` -- exact and O(N) per layer sampler of *full finite* sign networks
    (dilution, binarization, no perturbation). It collapses the N x N weight matrix: for sign units
@@ -21,6 +21,11 @@ code and nothing from ``derivations``, ``codegen`` or other ``runtime`` modules 
    by high-order Gauss-Hermite quadrature: :func:`generic_chain_sample`,
    :func:`generic_mean_field`, :func:`generic_tilted_mgf`, :func:`generic_cramer_tilt`,
    :func:`generic_frozen_norm_tilts`.
+4. The exact multi-layer rate function of that chain for the observable
+   ``q_L / sqrt(Q_L^typ Q_hat_L^typ)``: the one-step 3-D Cramer rate of ``(q, Q, Q_hat)``
+   (:func:`generic_log_mgf_3d`, :func:`generic_cramer_rate_3d`) and its contraction over the
+   intermediate states by continuous minimisation (:func:`generic_exact_path`,
+   :func:`generic_exact_rate`), with no frozen-norm approximation.
 
 Importance-sampling estimates are unbiased for any tilt; the tilts only decide the variance.
 :func:`weighted_log_probability` turns samples and log-weights into ``ln P(lo <= x < hi)`` with a
@@ -29,6 +34,7 @@ standard error.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
@@ -42,9 +48,14 @@ import scipy.stats
 from runtime.progress import progress
 
 __all__ = [
+    "ExactRatePath",
     "generic_chain_sample",
+    "generic_cramer_rate_3d",
     "generic_cramer_tilt",
+    "generic_exact_path",
+    "generic_exact_rate",
     "generic_frozen_norm_tilts",
+    "generic_log_mgf_3d",
     "generic_mean_field",
     "generic_tilted_mgf",
     "relu_one_layer_rate",
@@ -719,3 +730,275 @@ def _tilted_activities(activation, theta: float, state: np.ndarray, n: int,
         rate = max(accept.mean(), 1e-3)
         width = int(min(20 * n, max(n, 1.3 * (n - filled[todo].min() if todo.size else n)
                                     / rate) + 8))
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. bounded activations: the exact multi-layer rate of the (q, Q, Q_hat) chain
+#
+# One step of the chain (notes 4.1) is the empirical mean of N iid copies of
+#     T(h, h_hat) = (phi(h) phi(h_hat), phi(h)^2, phi(h_hat)^2),   (h, h_hat) ~ N(0, C(m'))
+# (C(m') as _pair_fields builds it), so by Cramer's theorem its rate is the Legendre transform
+#     J3(m | m') = sup_theta [theta . m - Lambda(theta; m')],
+#     Lambda(theta; m') = ln E exp(theta . T),
+# and by the contraction principle (notes 4.2) the rate of the layer-L state is the minimum of the
+# summed one-step rates over the intermediate states. E is a 2-D Gauss-Hermite rule, i.e. the pair
+# law is replaced by a discrete law on the order^2 nodes; Lambda is then a log-sum-exp, smooth and
+# strictly convex in theta, with gradient the tilted mean <T>_theta and Hessian the tilted
+# covariance.
+
+#: a one-step Legendre transform counts as converged (finite) when |m - <T>_theta| is below this
+_DUAL_GTOL = 1e-9
+#: relative step of the central differences of Lambda in the conditioning state m'
+_STATE_STEP = 1e-6
+
+
+@functools.lru_cache(maxsize=8)
+def _gauss_hermite_2d_log(order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_gauss_hermite_2d` with log-weights (for log-sum-exp at large tilts)."""
+    z1, z2, ww = _gauss_hermite_2d(order)
+    log_w = np.log(ww)
+    log_w.setflags(write=False)
+    return z1, z2, log_w
+
+
+def _pair_statistics(activation: Callable[[np.ndarray], np.ndarray], state,
+                     rho: float, variance_ratio: float, weight_variance: float,
+                     order: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, log_w)``: the statistic ``T`` at the Gauss-Hermite nodes of the pair law of
+    ``state = m'``, shape ``(3, order^2)``, and the nodes' log-weights."""
+    z1, z2, log_w = _gauss_hermite_2d_log(order)
+    state = np.asarray(state, dtype=float)
+    h, h_hat = _pair_fields(state[None, :], z1[None, :], z2[None, :], rho, variance_ratio,
+                            weight_variance)
+    a, b = activation(h[0]), activation(h_hat[0])
+    return np.stack([a * b, a * a, b * b]), log_w
+
+
+def _log_mgf(stats: np.ndarray, log_w: np.ndarray, theta: np.ndarray
+             ) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(Lambda, <T>_theta, Cov_theta T)`` of the discrete law ``(stats, log_w)``."""
+    expo = theta @ stats + log_w
+    top = expo.max()
+    w = np.exp(expo - top)
+    total = w.sum()
+    value = top + math.log(total)
+    w /= total
+    mean = stats @ w
+    centred = stats - mean[:, None]
+    return value, mean, (centred * w) @ centred.T
+
+
+def _legendre(stats: np.ndarray, log_w: np.ndarray, target: np.ndarray,
+              free: np.ndarray, start: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """``(sup_theta [theta . target - Lambda(theta)], theta*)`` over ``theta`` supported on the
+    components ``free`` (the others are 0; their targets are ignored).
+
+    The concave dual is maximised by ``scipy.optimize.minimize(method="trust-exact")`` with the
+    analytic gradient ``<T>_theta - target`` and the tilted covariance as Hessian, from ``start``
+    (a full ``theta``; default 0; the dual is strictly convex, so only the cost depends on it),
+    then polished by plain Newton steps. If the gradient cannot be brought below ``_DUAL_GTOL``
+    (the target is outside the interior of the convex hull of the nodes' ``T``: the supremum is
+    approached only as ``|theta| -> inf``), the rate is ``+inf``.
+    """
+    sub = stats[free]
+    goal = np.asarray(target, dtype=float)[free]
+
+    def fun(t: np.ndarray) -> tuple[float, np.ndarray]:
+        value, mean, _ = _log_mgf(sub, log_w, t)
+        return value - t @ goal, mean - goal
+
+    def hess(t: np.ndarray) -> np.ndarray:
+        return _log_mgf(sub, log_w, t)[2]
+
+    theta0 = np.zeros(sub.shape[0]) if start is None else np.asarray(start, dtype=float)[free]
+    if not np.all(np.isfinite(theta0)):
+        theta0 = np.zeros(sub.shape[0])
+    res = scipy.optimize.minimize(fun, theta0, jac=True, hess=hess,
+                                  method="trust-exact",
+                                  options={"gtol": 0.1 * _DUAL_GTOL, "maxiter": 200})
+    # trust-exact stops ("precision loss") once the predicted decrease is below the roundoff of
+    # the value, which can leave |gradient| ~ 1e-9; a few plain Newton steps, kept while they
+    # shrink the gradient, finish the job
+    best = res.x
+    value, grad = fun(best)
+    for _ in range(6):
+        if not np.all(np.isfinite(grad)) or np.max(np.abs(grad)) <= 1e-3 * _DUAL_GTOL:
+            break
+        try:
+            trial = best - np.linalg.solve(hess(best), grad)
+        except np.linalg.LinAlgError:
+            break
+        trial_value, trial_grad = fun(trial)
+        if not np.max(np.abs(trial_grad)) < np.max(np.abs(grad)):
+            break
+        best, value, grad = trial, trial_value, trial_grad
+    theta = np.zeros(stats.shape[0])
+    theta[free] = best
+    if not (np.all(np.isfinite(grad)) and np.max(np.abs(grad)) <= _DUAL_GTOL):
+        return math.inf, theta
+    return max(0.0, -float(value)), theta
+
+
+def generic_log_mgf_3d(activation: Callable[[np.ndarray], np.ndarray], theta, state,
+                       rho: float, variance_ratio: float, weight_variance: float,
+                       order: int = 48) -> float:
+    """``Lambda(theta; m') = ln E exp(theta . T(h, h_hat))`` with ``T = (phi(h) phi(h_hat),
+    phi(h)^2, phi(h_hat)^2)`` and ``(h, h_hat)`` the pair law of ``state = m' = (q, Q, Q_hat)``
+    (as :func:`_pair_fields`), by 2-D Gauss-Hermite quadrature of ``order`` points per variable."""
+    stats, log_w = _pair_statistics(activation, state, rho, variance_ratio, weight_variance,
+                                    order)
+    return _log_mgf(stats, log_w, np.asarray(theta, dtype=float))[0]
+
+
+def generic_cramer_rate_3d(activation: Callable[[np.ndarray], np.ndarray], target, state,
+                           rho: float, variance_ratio: float, weight_variance: float,
+                           order: int = 48) -> tuple[float, np.ndarray]:
+    """``(J3, theta*)``: the one-step Cramer rate of the ``(q, Q, Q_hat)`` chain,
+
+    ``J3(m | m') = sup_(theta in R^3) [theta . m - Lambda(theta; m')]``
+
+    at ``m = target`` given ``m' = state`` (:func:`generic_log_mgf_3d`, Gauss-Hermite of
+    ``order``). ``theta*`` is the maximiser, so that ``<T>_(theta*) = m``; ``J3 = +inf`` for
+    ``m`` outside the interior of the convex hull of ``T``'s (quadrature) support.
+    """
+    stats, log_w = _pair_statistics(activation, state, rho, variance_ratio, weight_variance,
+                                    order)
+    return _legendre(stats, log_w, np.asarray(target, dtype=float), np.ones(3, dtype=bool))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExactRatePath:
+    """The optimal path of :func:`generic_exact_path`."""
+
+    rate: float  # I_L(target)
+    states: np.ndarray  # (L, 3): m_1..m_L; m_L = (goal, <Q>, <Q_hat>) under the last tilt
+    tilts: np.ndarray  # (L, 3): theta*_l of each step (the last one is (theta, 0, 0))
+    steps: np.ndarray  # (L,): the one-step rates J3(m_l | m_(l-1)), summing to ``rate``
+    goal: float  # target * sqrt(Q_L^typ Q_hat_L^typ), the q_L the path ends at
+    typical: np.ndarray  # (L, 3): the mean-field path
+    converged: bool  # the outer minimiser's success flag (True for L = 1)
+
+
+def generic_exact_path(activation: Callable[[np.ndarray], np.ndarray], rho: float,
+                       variance_ratio: float, weight_variance: float, depth: int, target: float,
+                       q0: float = 1.0, order: int = 48, start: np.ndarray | None = None
+                       ) -> ExactRatePath:
+    """Exact rate of ``s_L = q_L / sqrt(Q_L^typ Q_hat_L^typ)`` for the full ``(q, Q, Q_hat)``
+    chain, with its optimal path.
+
+    ``Q_L^typ, Q_hat_L^typ`` are the mean-field norms (:func:`generic_mean_field` of its default
+    order), so ``s_L`` is a fixed rescaling of ``q_L`` and ``s_L = target`` means
+    ``q_L = goal = target sqrt(Q_L^typ Q_hat_L^typ)``. By the contraction principle,
+
+    ``I_L(target) = min_(m_1..m_(L-1) in R^3, Q_L, Q_hat_L) sum_(l=1..L) J3(m_l | m_(l-1))``,
+
+    ``m_0 = (q0, 1, 1)``, ``m_L = (goal, Q_L, Q_hat_L)``, ``J3`` the one-step Cramer rate
+    (:func:`generic_cramer_rate_3d`). The inner minimum over the free norms ``(Q_L, Q_hat_L)`` of
+    the last step is done in closed form: the contraction of a Cramer rate onto the coordinate
+    ``q`` is the Legendre transform restricted to ``theta = (theta_1, 0, 0)`` (``Lambda`` is
+    finite and smooth everywhere for bounded ``phi``), i.e. the 1-D Cramer rate of the mean of
+    ``X = phi(h) phi(h_hat)``, ``J1(goal | m') = sup_t [t goal - Lambda((t, 0, 0); m')]``. So
+
+    ``I_L(target) = min_(m_1..m_(L-1)) [sum_(l<L) J3(m_l | m_(l-1)) + J1(goal | m_(L-1))]``,
+
+    a smooth minimisation over ``3 (L - 1)`` numbers, done by L-BFGS-B with the envelope-theorem
+    gradient ``dF/dm_l = theta*_l - grad_(m') Lambda(theta*_(l+1); m')|_(m' = m_l)`` (the
+    ``m'``-gradient by central differences of ``Lambda``), from ``start`` (``(L-1, 3)``; default:
+    the mean-field path with ``q_l`` shifted by ``(goal - q_L^typ) l / L``). At the optimum the
+    tilts satisfy the backward saddle equations of notes 4.2,
+    ``theta*_l = grad_(m') Lambda(theta*_(l+1); m_l)``. ``L = 1`` is ``J1(goal | m_0)``.
+    Expectations are 2-D Gauss-Hermite rules of ``order`` points per variable.
+    """
+    if depth < 1:
+        raise ValueError("depth must be positive")
+    args = (rho, variance_ratio, weight_variance)
+    typical = generic_mean_field(activation, *args, depth, q0)
+    goal = float(target) * math.sqrt(typical[-1, 1] * typical[-1, 2])
+    m0 = np.array([q0, 1.0, 1.0])
+    last_free = np.array([True, False, False])
+    every = np.ones(3, dtype=bool)
+    goal_vec = np.array([goal, 0.0, 0.0])
+
+    def stats(state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _pair_statistics(activation, state, *args, order)
+
+    def state_gradient(theta: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """``grad_(m') Lambda(theta; m')`` at ``m' = state`` by central differences."""
+        out = np.empty(3)
+        for i in range(3):
+            step = _STATE_STEP * max(1.0, abs(state[i]))
+            up, down = state.copy(), state.copy()
+            up[i] += step
+            down[i] -= step
+            out[i] = (_log_mgf(*stats(up), theta)[0] - _log_mgf(*stats(down), theta)[0]) / (
+                2.0 * step)
+        return out
+
+    def feasible(state: np.ndarray) -> bool:
+        # T is a rank-1 PSD matrix [[Y, X], [X, Z]]: its hull lies in the PSD cone
+        return bool(state[1] > 0.0 and state[2] > 0.0
+                    and state[0] * state[0] < state[1] * state[2])
+
+    warm = np.zeros((depth, 3))  # the last finite tilts: warm starts of the Legendre transforms
+
+    def evaluate(inner: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """``(F, dF/dinner, tilts, steps)`` along ``m_0, inner..., (goal, ., .)``."""
+        path = np.vstack([m0, inner.reshape(depth - 1, 3)])
+        tilts, steps = np.zeros((depth, 3)), np.zeros(depth)
+        for layer in range(depth):
+            prev = path[layer]
+            if layer > 0 and not feasible(prev):
+                return math.inf, np.zeros_like(inner), tilts, steps
+            if layer < depth - 1:
+                steps[layer], tilts[layer] = _legendre(*stats(prev), path[layer + 1], every,
+                                                       warm[layer])
+            else:
+                steps[layer], tilts[layer] = _legendre(*stats(prev), goal_vec, last_free,
+                                                       warm[layer])
+            if not math.isfinite(steps[layer]):
+                return math.inf, np.zeros_like(inner), tilts, steps
+        warm[:] = tilts
+        grad = np.empty((depth - 1, 3))
+        for layer in range(1, depth):
+            grad[layer - 1] = tilts[layer - 1] - state_gradient(tilts[layer], path[layer])
+        return float(steps.sum()), grad.ravel(), tilts, steps
+
+    if depth == 1:
+        value, _, tilts, steps = evaluate(np.empty(0))
+        converged = True
+        inner = np.empty((0, 3))
+    else:
+        if start is None:
+            shift = (goal - typical[-1, 0]) * np.arange(1, depth) / depth
+            start = typical[:-1].copy()
+            start[:, 0] += shift
+        start = np.asarray(start, dtype=float).reshape(depth - 1, 3)
+        penalty = 1e3  # stands for +inf in the line search (infeasible trial points)
+
+        def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad, _, _ = evaluate(x)
+            return (value, grad) if math.isfinite(value) else (penalty, np.zeros_like(x))
+
+        res = scipy.optimize.minimize(objective, start.ravel(), jac=True, method="L-BFGS-B",
+                                      options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 500,
+                                               "maxcor": 20})
+        inner = res.x.reshape(depth - 1, 3)
+        value, _, tilts, steps = evaluate(res.x)
+        converged = bool(res.success) and math.isfinite(value)
+    last_prev = inner[-1] if depth > 1 else m0
+    end_mean = _log_mgf(*stats(last_prev), tilts[-1])[1]
+    states = np.vstack([inner, [[goal, end_mean[1], end_mean[2]]]])
+    return ExactRatePath(float(value), states, tilts, steps, goal, typical, converged)
+
+
+def generic_exact_rate(activation: Callable[[np.ndarray], np.ndarray], rho: float,
+                       variance_ratio: float, weight_variance: float, depth: int, target: float,
+                       q0: float = 1.0, order: int = 48) -> float:
+    """Exact ``I_L(target)`` of ``s_L = q_L / sqrt(Q_L^typ Q_hat_L^typ)`` for the full
+    ``(q, Q, Q_hat)`` chain: the contraction ``min sum_l J3(m_l | m_(l-1))`` over all paths ending
+    at ``q_L = target sqrt(Q_L^typ Q_hat_L^typ)`` with free ``(Q_L, Q_hat_L)``, ``m_0 = (q0, 1,
+    1)`` and ``J3(m | m') = sup_theta [theta . m - ln E_(m') exp(theta . T)]`` the one-step 3-D
+    Cramer rate (2-D Gauss-Hermite of ``order``). See :func:`generic_exact_path` (which also
+    returns the optimal path) for the method."""
+    return generic_exact_path(activation, rho, variance_ratio, weight_variance, depth, target,
+                              q0, order).rate

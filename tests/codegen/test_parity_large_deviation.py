@@ -25,7 +25,11 @@ MODELS = {
 }
 RANGES = {"p": (0.05, 0.6), "input_overlap": (0.3, 1.0), "q_prev": (-0.9, 0.95),
           "tilt": (-0.5, 0.5), "first_tilt": (-0.5, 0.5)}  # tilt: inside the ReLU MGF domain
-TOLERANCE = {"rate_function_legendre": 1e-8, "scgf": 1e-8}
+TOLERANCE = {"rate_function_legendre": 1e-8, "scgf": 1e-8,
+             # ReLU: Newton on the saddle-point system vs the interpreter's nested scipy
+             # minimisation (a different algorithm, float64)
+             ("relu_binarization", "rate_function_legendre"): 1e-6,
+             ("relu_binarization", "scgf"): 1e-6}
 
 
 #: relu_binarization (23 s: the Chernoff root in every DP cell) runs in the slow run; its
@@ -48,8 +52,10 @@ def model(request, kernel_cache_dir):
 #: of the saddle-point shooting, and 2-D mpmath quadrature per layer (slow run only)
 HEAVY = {("sign_dilution", "rate_function_legendre"), ("sign_dilution", "scgf"),
          ("tanh_dilution", "typical_overlap")}
-#: 2-D mpmath quadrature inside a root inside every DP cell: not interpreted at all
-SKIPPED = {("tanh_dilution", "rate_function"), ("tanh_dilution", "one_layer_rate")}
+#: 28 tilted moments by 2-D quadrature in every stage of every Newton step: not interpreted
+#: (tests/reference/test_large_deviation_sampling.py checks them against an independent
+#: nested minimisation and against sampling)
+SKIPPED = {("tanh_dilution", "rate_function"), ("tanh_dilution", "scgf")}
 
 
 def test_every_kernel_matches_the_mpmath_interpreter(model) -> None:
@@ -75,5 +81,6 @@ def _check(model, selected) -> None:
         if mpmath.isnan(want):
             assert math.isnan(got), (quantity, values)
             continue
-        rel = 1e-6 if name == "tanh_dilution" else TOLERANCE.get(quantity, 1e-10)
+        rel = 1e-6 if name == "tanh_dilution" else TOLERANCE.get(
+            (name, quantity), TOLERANCE.get(quantity, 1e-10))
         assert got == pytest.approx(float(want), rel=rel, abs=1e-12), (quantity, values)

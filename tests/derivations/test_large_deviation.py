@@ -17,6 +17,7 @@ from derivations import ModelError, derive, parse_model
 from derivations.activation import ACTIVATION_VARIABLE as X
 from derivations.activation import parse_activation
 from derivations.gaussian import C, activation_kernels, price_derivative
+from derivations.ir import PathSaddle
 from derivations.large_deviation import (
     KAPPA,
     Q_PREV,
@@ -186,6 +187,12 @@ def test_routes_by_activation() -> None:
     sign = sets["3*sign(x)"]
     assert "scgf" in sign.quantities and sign.item("rate_function").envelope is not None
     relu = sets["relu"]
-    assert "overlap_variance" in relu.quantities and "scgf" not in relu.quantities
+    assert "overlap_variance" in relu.quantities
     assert relu.item("rate_function").envelope is None and relu.item("rate_function").lower == 0
-    assert {"typical_overlap", "rate_function"} <= set(sets["tanh(x)"].quantities)
+    assert isinstance(relu.item("rate_function_legendre"), PathSaddle)
+    assert relu.item("scgf").mode == "tilt"
+    tanh = sets["tanh(x)"]
+    assert {"typical_overlap", "rate_function", "scgf"} <= set(tanh.quantities)
+    rate = tanh.item("rate_function")
+    assert isinstance(rate, PathSaddle) and len(rate.state) == 3  # (q, Q, Q-hat)
+    assert "grid_size" not in {p.name for p in tanh.params}
