@@ -16,10 +16,13 @@ Three routes, chosen from the activation:
   saddle-point (forward/backward) route and its Legendre transform are derived too.
 - ``relu`` (any positive multiple): the normalised overlap :math:`r` is an exact scalar
   chain; one-layer rate :math:`\sup_\kappa -\ln M_r(\kappa; \rho r')` with the quadrant
-  closed form of :math:`M_r` (section 4.4).
+  closed form of :math:`M_r` (section 4.4); the rate also by the saddle point of the path
+  (a :class:`~derivations.ir.PathSaddle` over :math:`(\kappa_l, r_l)`) and its Legendre
+  form :math:`\lambda r - \Lambda_L(\lambda)`, and the SCGF.
 - any other whitelisted activation: mean-field map of :math:`(q, Q, \hat Q)` by
-  Gauss-Hermite quadrature (exact up to quadrature); its rate function holds the norms
-  :math:`Q_l, \hat Q_l` at their typical values (an approximation, stated in the notes).
+  Gauss-Hermite quadrature (exact up to quadrature); its rate function is the action of the
+  stationary path of the 3-D chain (section 4.2: stage function
+  :math:`\Lambda(\theta; m') - \theta\cdot m` from 28 tilted Gauss-Hermite moments).
 """
 
 from __future__ import annotations
@@ -484,17 +487,17 @@ def gauss_hermite_items(phi: sp.Expr, rho: sp.Expr, scale: sp.Expr) -> list[Item
     items.append(Expectation("tilted_moment", weight, (Z1, Z2), tilted_method,
                              "E exp(theta . T), T = (phi(h) phi(h-hat), phi(h)^2, "
                              "phi(h-hat)^2)", saddle_ref, internal=True))
+    derivative = _tilted_derivatives(phi, weight, h, h_hat, sigma_hat2, rho)
     first: dict[int, sp.Expr] = {}
     second: dict[tuple[int, int], sp.Expr] = {}
     for a, va in enumerate(variables):
-        da = sp.diff(weight, va)
         name = f"tilted_moment_{tags[a]}"
-        items.append(Expectation(name, da, (Z1, Z2), tilted_method,
+        items.append(Expectation(name, derivative((a,)), (Z1, Z2), tilted_method,
                                  f"E d/d{va.name} exp(theta . T)", saddle_ref, internal=True))
         first[a] = item_symbol(name)
         for b in range(a, len(variables)):
             name2 = f"tilted_moment_{tags[a]}_{tags[b]}"
-            items.append(Expectation(name2, sp.diff(da, variables[b]), (Z1, Z2), tilted_method,
+            items.append(Expectation(name2, derivative((a, b)), (Z1, Z2), tilted_method,
                                      f"E d2/d{va.name} d{variables[b].name} exp(theta . T)",
                                      saddle_ref, internal=True))
             second[a, b] = second[b, a] = item_symbol(name2)
@@ -536,6 +539,46 @@ def gauss_hermite_items(phi: sp.Expr, rho: sp.Expr, scale: sp.Expr) -> list[Item
                    "(saddle point of the path of (q, Q, Q-hat))", **common),
     ]
     return items
+
+
+def _tilted_derivatives(phi: sp.Expr, weight: sp.Expr, h: sp.Expr, h_hat: sp.Expr,
+                        sigma_hat2: sp.Expr, rho: sp.Expr):
+    r"""``derivative(indices)``: the integrand of :math:`\partial_v\ldots\mathbb E
+    e^{\theta\cdot T}` for ``indices`` into :math:`v = (\theta_1,\theta_2,\theta_3, q', Q',
+    \hat Q')`, as a function of the normal nodes.
+
+    A smooth activation is differentiated through :math:`h, \hat h` (pathwise: the
+    integrand's own derivative).  A kinked one (its derivative has a sign, step or delta) is
+    differentiated through the Gaussian density instead (score function, Price-free):
+    :math:`\partial_v\mathbb E_C f = \mathbb E_C[f\,\partial_v\ln p_C]`,
+    :math:`\partial_v\partial_w\mathbb E_C f = \mathbb E_C[f(\partial_v\partial_w\ln p_C +
+    \partial_v\ln p_C\,\partial_w\ln p_C)]` (plus the :math:`\theta`-derivatives of f),
+    which needs no derivative of :math:`\phi`.
+    """
+    variables = (*TILTS3, Q_PREV, NORM, NORM_HAT)
+    kinks = (sp.DiracDelta, sp.Heaviside, sp.sign, sp.Derivative, sp.Piecewise, sp.Max, sp.Min)
+    first = sp.diff(phi, ACTIVATION_VARIABLE)
+    if not (first.has(*kinks) or sp.diff(first, ACTIVATION_VARIABLE).has(*kinks)):
+        def pathwise(indices: tuple[int, ...]) -> sp.Expr:
+            return sp.diff(weight, *(variables[i] for i in indices))
+        return pathwise
+    x1, x2 = sp.symbols("x_1 x_2", real=True)
+    var, var_hat = SIGMA2 * NORM, sigma_hat2 * NORM_HAT
+    cov = rho * sp.sqrt(SIGMA2 * sigma_hat2) * Q_PREV
+    det = var * var_hat - cov**2
+    log_density = -sp.log(det) / 2 - (var_hat * x1**2 - 2 * cov * x1 * x2 + var * x2**2) / (
+        2 * det)
+    tilt_exponent = sum(t * phi.subs(ACTIVATION_VARIABLE, a) * phi.subs(ACTIVATION_VARIABLE, b)
+                        for t, (a, b) in zip(TILTS3, ((x1, x2), (x1, x1), (x2, x2)),
+                                             strict=True))
+    exponent = tilt_exponent + log_density  # f p_C up to a constant, x held fixed
+
+    def score(indices: tuple[int, ...]) -> sp.Expr:
+        grads = [sp.diff(exponent, variables[i]) for i in indices]
+        factor = grads[0] if len(indices) == 1 else (
+            sp.diff(grads[0], variables[indices[1]]) + grads[0] * grads[1])
+        return weight * factor.subs({x1: h, x2: h_hat}, simultaneous=True)
+    return score
 
 
 # -- the FormulaSet ------------------------------------------------------------------------
