@@ -1,7 +1,8 @@
 """Print any FormulaSet as a standalone LaTeX document and as Markdown.
 
 Each item becomes one numbered equation with its meaning and reference; recurrences
-show the one-step map (never an unrolled product), roots their equation and bracket.
+show the one-step map (never an unrolled product), roots their equation and bracket, path
+saddles their Lagrangian, stage function and saddle-point equations.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from derivations.ir import (
     FormulaSet,
     Item,
     MinPlusRecursion,
+    PathSaddle,
     Recurrence,
     Root,
 )
@@ -186,6 +188,52 @@ class LatexPrinter:
             rows += [self._array_statement(st, shapes) for st in item.body]
         rows += [self._array_statement(st, shapes) for st in item.finish]
         rows.append(f"{self.lhs(item)} &= {self._array_tex(item.output, shapes)}")
+        return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
+
+    def _emit_PathSaddle(self, item: PathSaddle) -> str:
+        steps = self.tex(item.steps)
+        end = rf"m_{{{steps}}}"
+        tilt = item.mode == "tilt"
+        names = {**self.symbol_names, item.action: "S", item.multiplier: r"\lambda",
+                 item.endpoint: rf"g({end})"}
+
+        def tex(expr: sp.Expr) -> str:
+            return sp.latex(sp.sympify(expr), symbol_names=names)
+
+        def group(symbols: tuple[sp.Symbol, ...]) -> str:
+            return ", ".join(tex(s) for s in symbols)
+
+        def vector(exprs: tuple[sp.Expr, ...]) -> str:
+            inner = ",\\ ".join(tex(e) for e in exprs)
+            return inner if len(exprs) == 1 else rf"\big({inner}\big)"
+
+        theta, m, prev = group(item.conjugate), group(item.state), group(item.previous)
+        at = prev if len(item.previous) == 1 else f"({prev})"
+        goal = tex(item.goal)
+        lagrangian = (rf"S + \lambda\,g({end})" if tilt
+                      else rf"S + \lambda\,\big(g({end}) - {goal}\big)")
+        if tilt and goal != r"\lambda":
+            lagrangian += rf",\quad \lambda = {goal}"
+        terminal = rf"\partial_{{m_{{{steps}}}}}\ell_{{{steps}}} + \lambda\,\nabla g({end}) = 0"
+        if not tilt:
+            terminal += rf",\quad g({end}) = {goal}"
+        moved = (r"\lambda\text{ from }0" if tilt
+                 else rf"\text{{the goal from }}g(\bar m_{{{steps}}})")
+        dim = "" if len(item.state) == 1 else rf"\in\mathbb R^{{{len(item.state)}}}"
+        rows = [
+            rf"{self.lhs(item)} &= {tex(item.output)},\qquad \mathcal L = {lagrangian}",
+            rf"S &= \sum_{{l=1}}^{{{steps}}} \ell_l,\quad \ell_l = \ell(\theta_l, m_l, "
+            rf"m_{{l-1}}),\quad \theta_l, m_l{dim},\quad m_0 = {vector(item.start)}",
+            rf"\ell({theta}; {m}; {prev}) &= {tex(item.stage)}",
+            rf"g({m}) &= {tex(item.observable)}",
+            r"&\partial_{\theta_l}\ell_l = 0\ \text{(forward)},\quad "
+            rf"\partial_{{m_l}}[\ell_l + \ell_{{l+1}}] = 0\ (l < {steps})\ \text{{(backward)}}",
+            rf"&{terminal}\quad\text{{(terminal)}}",
+            rf"\bar m_l &= {vector(item.typical_step)}\big|_{{{at} = \bar m_{{l-1}}}},"
+            r"\quad \bar m_0 = m_0\quad\text{(typical path, }\theta_l = 0\text{)}",
+            rf"&\text{{Newton continuation from the typical path: }}{moved}\text{{ to }}{goal}"
+            rf"\text{{ in {item.continuation} steps}}",
+        ]
         return "\\begin{aligned}" + " \\\\ ".join(rows) + "\\end{aligned}"
 
     def parameter_rows(self) -> list[tuple[str, str, str, str]]:

@@ -33,6 +33,7 @@ from derivations.ir import (  # noqa: E402
     FormulaSet,
     MinPlusRecursion,
     Parameter,
+    PathSaddle,
     Recurrence,
     Root,
     item_symbol,
@@ -51,12 +52,20 @@ INDEX = sp.Symbol("k", integer=True, nonnegative=True)
 Z1, Z2 = sp.symbols("z1 z2", real=True)
 Y = sp.Symbol("y", real=True)
 Y_PREV = sp.Symbol("y_prev", real=True)
+LAM = sp.Symbol("lam", real=True)
+#: bound symbols of the toy path saddles
+THETA = sp.Symbol("theta", real=True)
+M = sp.Symbol("m", real=True)
+THETAS = sp.symbols("theta1 theta2", real=True)
+MS = sp.symbols("m1 m2", real=True)
+MS_PREV = sp.symbols("m1_prev m2_prev", real=True)
+ACTION, MULTIPLIER, ENDPOINT = sp.symbols("action multiplier endpoint", real=True)
 #: grid of the toy min-plus recursions
 TOY_GRID = (-3, 3, 19)
 
 #: Ranges of the random test points of the toy set, per parameter.
 TOY_RANGES = {"a": (0.5, 3.0), "q": (-1.0, 1.0), "t": (-2.0, 2.0), "K": (1, 8),
-              "y": (-2.0, 2.0), "y_prev": (-2.0, 2.0)}
+              "y": (-2.0, 2.0), "y_prev": (-2.0, 2.0), "lam": (-1.5, 1.5)}
 
 
 def toy_params() -> tuple[Parameter, ...]:
@@ -67,6 +76,7 @@ def toy_params() -> tuple[Parameter, ...]:
         Parameter(STEPS, "number of steps", POSITIVE_INTEGER, 5),
         Parameter(Y, "new state of a Gaussian AR(1) chain", REAL, 0.2),
         Parameter(Y_PREV, "old state of a Gaussian AR(1) chain", REAL, 0.0),
+        Parameter(LAM, "tilt of a generating function", REAL, 0.5, r"\lambda"),
     )
 
 
@@ -96,6 +106,74 @@ def toy_min_plus_items() -> tuple:
                    2 * item_symbol("h"), "twice h evaluated at the root t* (zero steps)",
                    "Toy 2024, eq. (21)"),
         toy_array_program(),
+    )
+
+
+def toy_path_saddle_items() -> tuple:
+    r"""Path saddles of Gaussian AR(1) chains, whose values are closed forms.
+
+    One dimension: the chain of :func:`toy_min_plus_items`, stage
+    :math:`\ell = \theta\mu(y') + a\theta^2/2 - \theta m`, :math:`\mu(y') = y'/(1+a)`, so
+    :math:`J(m\mid y') = (m-\mu(y'))^2/(2a)`: target mode gives the K-step rate at y, tilt
+    mode the SCGF :math:`\lambda\mu_K + \lambda^2 V_K/2`.  The tilt's stage and typical
+    step call the item ``ar_mean``, which takes the previous state y_prev (a parameter) and
+    moves with it; the derivative fields must then differentiate through the item (they are
+    expressions: nothing checks them against the stage, but the interpreter uses only the
+    stage, so a parity test catches a missing chain rule).
+
+    Two dimensions: the chain :math:`m_l = D m_{l-1} + \xi`, :math:`D =
+    \mathrm{diag}(1/(1+a), 1/(1+a/2))`, noise covariance :math:`C = a((1, 1/8), (1/8, 1/2))`
+    from :math:`(q, 1-q)`, observable :math:`g = m_1 + m_2^2/20` (convex problems for the
+    ranges of TOY_RANGES); both outputs are :math:`S + \lambda g`: the SCGF at the tilt
+    (tilt mode) and at the slope :math:`I_K'(y)` (target mode, Legendre duality).
+    """
+    mean = Y_PREV / (1 + A)
+    ar_mean = item_symbol("ar_mean")
+
+    def one_d(name, stage, typical, goal, mode, output, meaning, ref):
+        variables = (THETA, M, Y_PREV)
+        # the derivative fields differentiate through the item ar_mean (the chain rule)
+        inline = stage.xreplace({ar_mean: mean})
+        gradient = tuple(sp.diff(inline, v) for v in variables)
+        hessian = tuple(tuple(sp.diff(g, v) for v in variables) for g in gradient)
+        return PathSaddle(name, (THETA,), (M,), (Y_PREV,), stage, gradient, hessian, (Q,),
+                          (typical,), M, (sp.Integer(1),), ((sp.Integer(0),),), goal, mode,
+                          STEPS, ACTION, MULTIPLIER, ENDPOINT, output, meaning, ref,
+                          continuation=4)
+
+    drift = (1 / (1 + A), 1 / (1 + A / 2))
+    cov = ((A, A / 8), (A / 8, A / 2))
+    theta, m, prev = THETAS, MS, MS_PREV
+    stage2 = sum(theta[i] * drift[i] * prev[i] - theta[i] * m[i] for i in range(2)) + sum(
+        theta[i] * cov[i][j] * theta[j] for i in range(2) for j in range(2)) / 2
+    variables = (*theta, *m, *prev)
+    gradient2 = tuple(sp.diff(stage2, v) for v in variables)
+    hessian2 = tuple(tuple(sp.diff(g, v) for v in variables) for g in gradient2)
+    observable = m[0] + m[1] ** 2 / 20
+    common2 = dict(conjugate=theta, state=m, previous=prev, stage=stage2,
+                   stage_gradient=gradient2, stage_hessian=hessian2, start=(Q, 1 - Q),
+                   typical_step=(drift[0] * prev[0], drift[1] * prev[1]), observable=observable,
+                   observable_gradient=tuple(sp.diff(observable, v) for v in m),
+                   observable_hessian=tuple(tuple(sp.diff(observable, v, w) for w in m)
+                                            for v in m),
+                   steps=STEPS, action=ACTION, multiplier=MULTIPLIER, endpoint=ENDPOINT,
+                   output=ACTION + MULTIPLIER * ENDPOINT)
+    return (
+        Formula("ar_mean", mean, "mean of one step of the Gaussian AR(1) chain from the old state",
+                "Toy 2024, eq. (23)"),
+        one_d("path_rate", THETA * mean + A * THETA**2 / 2 - THETA * M, mean, Y, "target",
+              -ACTION, "the K-step rate of the AR(1) chain at y by its stationary path",
+              "Toy 2024, eq. (24)"),
+        one_d("path_scgf", THETA * ar_mean + A * THETA**2 / 2 - THETA * M, ar_mean, LAM,
+              "tilt", ACTION + MULTIPLIER * ENDPOINT, "the SCGF of the AR(1) chain at the "
+              "tilt lam by its stationary path (a stage that calls an item)",
+              "Toy 2024, eq. (25)"),
+        PathSaddle("path_dual_2d", goal=Y, mode="target", meaning="the SCGF of a 2-D chain "
+                   "at the slope of its rate at y (Legendre duality; a nonlinear observable)",
+                   ref="Toy 2024, eq. (26)", **common2),
+        PathSaddle("path_scgf_2d", goal=LAM, mode="tilt", meaning="the SCGF of a 2-D chain "
+                   "at the tilt lam (a nonlinear observable)", ref="Toy 2024, eq. (27)",
+                   continuation=2, **common2),
     )
 
 
@@ -290,6 +368,7 @@ def toy_formula_set() -> FormulaSet:
             "Toy 2024, eq. (15)",
         ),
         *toy_min_plus_items(),
+        *toy_path_saddle_items(),
     )
     return FormulaSet(
         "toy",
