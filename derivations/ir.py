@@ -464,21 +464,27 @@ class PathSaddle:
 
     - ``mode="target"``: stationary point of :math:`S + \lambda\,(g(m_K) - \text{goal})`
       in all :math:`\theta_l, m_l` and the multiplier :math:`\lambda`; then
-      :math:`I_K(\text{goal}) = -S` on the minimising path and :math:`\lambda = I_K'`;
+      :math:`I_K(\text{goal}) = -S` and :math:`\lambda = I_K'` where the stationary path
+      that the continuation follows is the minimising one (a dynamic programming checks it);
     - ``mode="tilt"``: stationary point of :math:`S + \text{goal}\cdot g(m_K)` in all
       :math:`\theta_l, m_l` (:math:`\lambda` = goal); its value is the SCGF
       :math:`\Lambda_K(\lambda) = S + \lambda g(m_K)`.
 
     The stationarity conditions are the forward (:math:`\partial_\theta\ell = 0`) and
     backward (:math:`\partial_{m_l}`) saddle-point equations.  They are solved by Newton
-    steps on the whole path (a banded symmetric system) with a backtracking line search,
-    starting at the typical path (:math:`\theta = 0`, :math:`\lambda = 0`,
+    steps on the whole path (a banded system, half-bandwidth 3d - 1) with a backtracking
+    line search, starting at the typical path (:math:`\theta = 0`, :math:`\lambda = 0`,
     :math:`m_l` = ``typical_step`` of :math:`m_{l-1}`) and moving the goal from its typical
-    value (target) or 0 (tilt) to its value in ``continuation`` equal steps (halved on
-    failure).  The result is NaN if the continuation fails.
+    value (target) or 0 (tilt) to its value in ``continuation`` steps with an Euler
+    predictor (halved on failure).  A step is refused if the corrector moves further than
+    half the predictor's step, or if the sign of the determinant says the stationary point
+    is not a min-max of the right kind (dK negative eigenvalues); the result is NaN if the
+    continuation fails (in tilt mode also at a fold, where :math:`I_K` is not convex).
 
-    ``stage_gradient`` (3d) and ``stage_hessian`` (3d rows of 3d) are the derivatives of
-    ``stage`` in :math:`(\theta, m, m')` in that order; ``observable_gradient`` (d) and
+    ``stage_gradient`` (3d) and ``stage_hessian`` (3d rows of 3d) are the total derivatives
+    of ``stage`` in :math:`(\theta, m, m')` in that order (where the stage uses items that
+    move with the path, the chain rule through them is the derivation's job: ``sp.diff``
+    treats an item symbol as a constant); ``observable_gradient`` (d) and
     ``observable_hessian`` (d rows of d) those of ``observable`` in :math:`m`.  The value is
     ``output``, an expression in ``action`` (S), ``multiplier`` (:math:`\lambda`) and
     ``endpoint`` (:math:`g(m_K)`) and parameters.
