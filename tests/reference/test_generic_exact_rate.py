@@ -28,6 +28,10 @@ import scipy.optimize
 
 from runtime.reference import large_deviation_sampling as tails
 
+#: the whole file is in the slow run (~20 s): the default run compares the kernel with
+#: generic_exact_rate in test_large_deviation_sampling.py
+pytestmark = pytest.mark.slow
+
 P_DIL = 0.1
 RHO = math.sqrt(1.0 - P_DIL)  # dilution p = 0.1 (notes section 2)
 RATIO = 1.0 - P_DIL  # sigma_hat^2 / sigma^2 under dilution without rescale

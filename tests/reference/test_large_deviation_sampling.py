@@ -235,8 +235,11 @@ def test_typical_overlaps_sign_networks(builds, name: str) -> None:
     np.testing.assert_allclose(n * (law @ grid**2 - mean**2), variance, rtol=3 / n)
 
 
-@pytest.mark.parametrize(("name", "depth"), [("ld_relu_dilution", 3), ("ld_relu_binarization", 3),
-                                             ("ld_tanh_dilution", 2)])
+@pytest.mark.parametrize(("name", "depth"), [
+    # ReLU (30 s each) in the slow run; test_typical_overlaps_full_networks_many covers them too
+    pytest.param("ld_relu_dilution", 3, marks=pytest.mark.slow),
+    pytest.param("ld_relu_binarization", 3, marks=pytest.mark.slow),
+    ("ld_tanh_dilution", 2)])
 def test_typical_overlaps_full_networks(builds, name: str, depth: int) -> None:
     """Brute-force finite networks (N x N Gaussian weights), N = 1000, 20 networks (the slow
     variant: 300): normalised overlap r_l at every layer, N Var where the kernel has it."""
@@ -337,6 +340,7 @@ def test_relu_rate_function_against_tilted_chain(builds) -> None:
     assert_converges(rows)
 
 
+@pytest.mark.slow
 def test_tanh_rate_function_one_layer(builds) -> None:
     """tanh, L = 1: tilted chain, and the reference's own one-dimensional Cramer transform
     of q_1 (Gauss-Hermite of order 64; at L = 1 the minimum over the free norms Q_1, Q-hat_1

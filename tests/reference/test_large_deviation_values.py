@@ -248,6 +248,7 @@ def test_relu_rate_functions_by_saddle_point_and_legendre(models, perturbation) 
             assert got == pytest.approx(want, abs=5e-6)
 
 
+@pytest.mark.slow
 def test_relu_scgf_by_saddle_point(models) -> None:
     """``scgf`` (tilt mode) against the discrete Legendre transform max_r [lambda r - I_L(r)]
     of the 1001-point DP (its grid error: 3e-5), for tilts whose branch from lambda = 0 stays
