@@ -331,6 +331,7 @@ def test_sign_rate_function_against_exact_chain(builds, name: str) -> None:
     assert_converges(rows)
 
 
+@pytest.mark.slow
 def test_relu_rate_function_against_tilted_chain(builds) -> None:
     """Gaussian-level ReLU chain with exponential tilting, binarization, L = 2, below and above
     the typical overlap (the slow variant: both models, L = 1..3, more samples)."""
@@ -358,6 +359,7 @@ def test_tanh_rate_function_one_layer(builds) -> None:
         assert row.kernel == pytest.approx(cramer, abs=3e-4)
 
 
+@pytest.mark.slow
 def test_tanh_rate_function_against_the_exact_reference(builds) -> None:
     """tanh, L = 2, 3: the kernel (Newton on the saddle-point equations of the 3-D path) against
     the reference's nested minimisation (scipy L-BFGS-B over the inner states, trust-region
