@@ -84,3 +84,44 @@ def _check(model, selected) -> None:
         rel = 1e-6 if name == "tanh_dilution" else TOLERANCE.get(
             (name, quantity), TOLERANCE.get(quantity, 1e-10))
         assert got == pytest.approx(float(want), rel=rel, abs=1e-12), (quantity, values)
+
+
+@pytest.mark.slow
+def test_saddle_stage_derivatives_are_the_stage_derivatives(model) -> None:
+    """The gradient and Hessian fields of every PathSaddle stage (written by hand for the
+    Gauss-Hermite route: ratios of 28 tilted moments) against central finite differences of
+    the compiled stage value and gradient, at points off the typical path."""
+    import inspect
+
+    from derivations.ir import PathSaddle
+
+    name, fs, kernels = model
+    saddles = [i for i in fs.items if isinstance(i, PathSaddle)]
+    if not saddles:
+        pytest.skip(f"{name} has no path saddle")
+    item = saddles[0]
+    d = len(item.state)
+    stage = next(getattr(kernels, a) for a in dir(kernels)
+                 if a.startswith("_saddle_") and a.endswith("_stage"))
+    names = list(inspect.signature(stage.py_func).parameters)[3 * d:]
+    values = {p.name: p.default for p in fs.params}
+    extra = [float(values[n]) for n in names]
+    rng = np.random.default_rng(5)
+    if d == 1:  # ReLU: (kappa, r, r') inside the kappa domain
+        points = [np.array([rng.uniform(-0.8, 0.8), rng.uniform(0.3, 0.9),
+                            rng.uniform(0.3, 0.95)]) for _ in range(4)]
+    else:  # (theta, m, m') with m' a feasible (q', Q', Q-hat')
+        points = [np.concatenate([rng.uniform(-0.6, 0.6, 3), rng.uniform(0.2, 0.6, 3),
+                                  [rng.uniform(0.2, 0.4)], rng.uniform(0.45, 0.6, 2)])
+                  for _ in range(3)]
+    step = 1e-5
+    for x in points:
+        value, gradient, hessian = stage(*x, *extra)
+        for a in range(3 * d):
+            e = np.zeros(3 * d)
+            e[a] = step
+            up, g_up, _ = stage(*(x + e), *extra)
+            down, g_down, _ = stage(*(x - e), *extra)
+            assert gradient[a] == pytest.approx((up - down) / (2 * step), rel=1e-6, abs=1e-8)
+            np.testing.assert_allclose(hessian[a], (g_up - g_down) / (2 * step), rtol=1e-5,
+                                       atol=1e-7)
