@@ -419,9 +419,11 @@ def relu_saddle_items(mu_of: callable) -> list[Item]:
                   multiplier=LAST, endpoint=ENDPOINT, continuation=SADDLE_CONTINUATION,
                   ref=ref)
     return [
-        PathSaddle("rate_function_legendre", goal=Q, mode="target", output=-S_ACTION,
+        PathSaddle("rate_function_legendre", goal=Q, mode="target",
+                   output=sp.Piecewise((-S_ACTION, sp.And(Q >= 0, Q <= 1)), (sp.oo, True)),
                    meaning="I_L(r) = lambda r - Lambda_L(lambda) at the saddle point of the "
-                   "path (Legendre; continuation from the typical path)", **common),
+                   "path (Legendre; continuation from the typical path); +inf outside "
+                   "0 <= r <= 1", **common),
         PathSaddle("scgf", goal=TILT, mode="tilt", output=S_ACTION + TILT * ENDPOINT,
                    meaning="scaled cumulant generating function Lambda_L(lambda) of r_L "
                    "(saddle point of the path, continuation from lambda = 0)", **common),

@@ -242,6 +242,8 @@ def test_relu_rate_functions_by_saddle_point_and_legendre(models, perturbation) 
         for r, got in zip(RELU_R[::3], saddle[::3], strict=True):
             _, reference = tails.relu_optimal_path(rho, depth, r)
             assert got == pytest.approx(reference, abs=2e-6), (depth, r)
+    for r in (-0.1, 1.1):  # outside the range of a normalised ReLU overlap
+        assert _call(k, fs, "rate_function_legendre", depth=2, q=r, p=0.1) == math.inf
     if perturbation == "dilution":
         for r, want in RELU_CONTINUOUS.items():
             got = _call(k, fs, "rate_function_legendre", depth=2, q=r, p=0.1)
