@@ -91,7 +91,7 @@ class KernelPrinter:
         self._gauss_hermite_orders: set[int] = set()
         self._needs_interpolation = False
         self._needs_band_solver = False
-        self._saddle_helpers: dict[str, str] = {}
+        self._saddle_helpers: dict[tuple, str] = {}
         self._array_constants: list[str] = []
         self._array_helpers: dict[str, tuple[str, tuple[str, ...]]] = {}
         generated = {f"{i.name}{s}" for i in fs.items
@@ -787,7 +787,7 @@ class KernelPrinter:
                            *sum(item.observable_hessian, ())),
         }
         solve_args = helper_arguments([e for exprs in parts.values() for e in exprs])
-        key = canonical((item.conjugate, item.state, item.previous, *parts.values()))
+        key = (item.conjugate, item.state, item.previous, *parts.values())  # sympy: hashable
         blocks = []
         shared = self._saddle_helpers.get(key)
         if shared is None:
