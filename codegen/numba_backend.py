@@ -723,10 +723,7 @@ class KernelPrinter:
             f"{', ' if args else ''}{call_args})"]))
         for suffix in ("_grid", "_grid_serial"):
             if not args:
-                blocks.append("\n".join([
-                    f"def {item.name}{suffix}(_n):",
-                    f'    """{item.name} repeated _n times."""',
-                    f"    return np.full(_n, {item.name}())"]))
+                blocks.append(_constant_grid(item.name, suffix))
                 continue
             key_args = ", ".join(f"{a}[_i]" for a in helper_args)
             blocks.append("\n".join([
@@ -828,10 +825,7 @@ class KernelPrinter:
         ]))
         for suffix in ("_grid", "_grid_serial"):
             if not args:
-                blocks.append("\n".join([
-                    f"def {item.name}{suffix}(_n):",
-                    f'    """{item.name} repeated _n times."""',
-                    f"    return np.full(_n, {item.name}())"]))
+                blocks.append(_constant_grid(item.name, suffix))
                 continue
             blocks.append("\n".join([
                 f"def {item.name}{suffix}({sig}):",
@@ -926,21 +920,19 @@ class KernelPrinter:
             "            _r[_n - 1, _e + _a - (_n - 1) + _kl] += _gg[_a]",
             "    if _target:",
             "        _f[_n - 1] = _go - _goal",
-            "    return _f, _r, _s, _lam, _go",
+            "    return _f, _r, _s, _lam, _go, _gg",
         ]))
         blocks.append("\n".join([
             NJIT,
-            f"def {shared}_tangent(_x, _goal, _target, _k, _m0{more}):",
-            '    """dx/d(goal) on the branch of stationary paths at _x (zero if singular)."""',
-            f"    _f, _r, _s, _lam, _go = {shared}_system(_x, _goal, _target, _k, _m0{more})",
-            "    _n = _x.shape[0]",
+            f"def {shared}_tangent(_r, _gg, _target, _k):",
+            '    """dx/d(goal) on the branch of stationary paths whose Lagrangian has the banded '
+            'Hessian _r and observable gradient _gg at m_K (zero if singular)."""',
+            "    _n = _r.shape[0]",
             "    _rhs = np.zeros(_n)",
             "    if _target:",
             "        _rhs[_n - 1] = 1.0",
             "    else:",
             f"        _e = {2 * d} * _k - {d}",
-            f"        _go, _gg, _gh = {calls['observable'][0]}("
-            f"{', '.join(f'_x[_e + {j}]' for j in range(d))}{calls['observable'][1]})",
             f"        for _a in range({d}):",
             "            _rhs[_e + _a] = -_gg[_a]",
             f"    _t, _det = _band_solve(_r, _rhs, {half_band})",
@@ -973,13 +965,14 @@ class KernelPrinter:
             "    _done = 0.0",
             "    _current = _goal0",
             f"    _step = 1.0 / {int(item.continuation)}",
-            f"    _tangent = {shared}_tangent(_x, _goal0, _target, _k, _m0{more})",
+            f"    _f, _r, _s, _lam, _go, _gg = {shared}_system(_x, _goal0, _target, _k, _m0{more})",
+            f"    _tangent = {shared}_tangent(_r, _gg, _target, _k)",
             "    while _done < 1.0:",
             "        _next = min(1.0, _done + _step)",
             "        _gl = _goal0 + (_goal - _goal0) * _next",
             "        _xp = _x + (_gl - _current) * _tangent  # Euler predictor",
             "        _xn = _xp.copy()",
-            "        _f, _r, _s, _lam, _go = "
+            "        _f, _r, _s, _lam, _go, _gg = "
             f"{shared}_system(_xn, _gl, _target, _k, _m0{more})",
             "        _norm = np.sqrt(np.sum(_f * _f))",
             "        _ok = False",
@@ -997,11 +990,12 @@ class KernelPrinter:
             "            _accepted = False",
             "            while _alpha > 1e-4:",
             "                _xt = _xn + _alpha * _dx",
-            "                _ft, _rt, _st, _lt, _gt = "
+            "                _ft, _rt, _st, _lt, _gt, _ggt = "
             f"{shared}_system(_xt, _gl, _target, _k, _m0{more})",
             "                _nt = np.sqrt(np.sum(_ft * _ft))",
             "                if math.isfinite(_nt) and _nt <= (1.0 - 1e-4 * _alpha) * _norm:",
-            "                    _xn, _f, _r, _norm, _accepted = _xt, _ft, _rt, _nt, True",
+            "                    _xn, _f, _r, _gg, _norm, _accepted = _xt, _ft, _rt, _ggt, _nt, "
+            "True",
             "                    break",
             "                _alpha *= 0.5",
             "            if not _accepted:",
@@ -1014,14 +1008,14 @@ class KernelPrinter:
             "            _ok = False  # the corrector left the branch: a fold or a jump",
             "        if _ok:",
             "            _x, _done, _current = _xn, _next, _gl",
-            f"            _tangent = {shared}_tangent(_x, _gl, _target, _k, _m0{more})",
+            f"            _tangent = {shared}_tangent(_r, _gg, _target, _k)  # _r, _gg are at _x",
             f"            _step = min(2.0 * _step, 1.0 / {int(item.continuation)})",
             "        else:",
             "            _step *= 0.5",
             f"            if _step < ({SADDLE_MIN_STEP!r} if _target else "
             f"{SADDLE_FOLD_STEP!r} / {int(item.continuation)}):",
             "                return _fail",
-            f"    _f, _r, _s, _lam, _go = {shared}_system(_x, _goal, _target, _k, _m0{more})",
+            f"    _f, _r, _s, _lam, _go, _gg = {shared}_system(_x, _goal, _target, _k, _m0{more})",
             "    return _x, _s, _lam, _go",
         ]))
         return blocks
@@ -1076,6 +1070,12 @@ INTERPOLATION_HELPER = "\n".join([
     "        return _y[_j + 1]",
     "    return (1.0 - _w) * _y[_j] + _w * _y[_j + 1]",
 ])
+
+
+def _constant_grid(name: str, suffix: str) -> str:
+    """Plain-Python ``name{suffix}(_n)`` of a kernel without arguments."""
+    return "\n".join([f"def {name}{suffix}(_n):", f'    """{name} repeated _n times."""',
+                      f"    return np.full(_n, {name}())"])
 
 
 BAND_SOLVER = "\n".join([

@@ -303,19 +303,22 @@ def quadrant_integral_ratio(t: sp.Expr) -> sp.Expr:
     )
 
 
-def relu_tilted_mgf(r: sp.Expr, c: sp.Expr, kappa: sp.Expr) -> sp.Expr:
+def relu_tilted_mgf(r: sp.Expr, c: sp.Expr, kappa: sp.Expr,
+                    ratio: callable = quadrant_integral_ratio) -> sp.Expr:
     r""":math:`M_r(\kappa;c)=\mathbb E\,e^{\kappa[X-\frac r2(Y+Z)]}` for ReLU units with
     unit variances and correlation c: the four sign quadrants (section 4.4),
 
     .. math:: M_r = \tfrac14+\tfrac{\arcsin c}{2\pi}
        + \frac{\sqrt D}{\pi}\frac{F(c/\sqrt g)}{\sqrt g}
-       + \frac{\sqrt D}{2\pi}\frac{F(-(c+\kappa D)/g)}{g},\quad D=1-c^2,\ g=1+\kappa rD.
+       + \frac{\sqrt D}{2\pi}\frac{F(-(c+\kappa D)/g)}{g},\quad D=1-c^2,\ g=1+\kappa rD,
+
+    with ``ratio`` as :math:`F` (an abstract function while differentiating).
     """
     d = 1 - c**2
     g = 1 + kappa * r * d
     return (sp.Rational(1, 4) + sp.asin(c) / (2 * sp.pi)
-            + sp.sqrt(d) / sp.pi * quadrant_integral_ratio(c / sp.sqrt(g)) / sp.sqrt(g)
-            + sp.sqrt(d) / (2 * sp.pi) * quadrant_integral_ratio(-(c + kappa * d) / g) / g)
+            + sp.sqrt(d) / sp.pi * ratio(c / sp.sqrt(g)) / sp.sqrt(g)
+            + sp.sqrt(d) / (2 * sp.pi) * ratio(-(c + kappa * d) / g) / g)
 
 
 def relu_rate_items(rho: sp.Expr, scale: sp.Expr) -> list[Item]:
@@ -377,13 +380,8 @@ def relu_stage() -> tuple[sp.Expr, tuple[sp.Expr, ...], tuple[tuple[sp.Expr, ...
     and the Taylor polynomial near :math:`t = 1`): the derivative of the whole Piecewise is
     six times larger.
     """
-    rho = item_symbol("weight_correlation")
-    c = rho * Q_PREV
-    d = 1 - c**2
-    g = 1 + KAPPA * R * d
-    mgf = (sp.Rational(1, 4) + sp.asin(c) / (2 * sp.pi)
-           + sp.sqrt(d) / sp.pi * _QuadrantRatio(c / sp.sqrt(g)) / sp.sqrt(g)
-           + sp.sqrt(d) / (2 * sp.pi) * _QuadrantRatio(-(c + KAPPA * d) / g) / g)
+    mgf = relu_tilted_mgf(R, item_symbol("weight_correlation") * Q_PREV, KAPPA,
+                          ratio=_QuadrantRatio)
     stage = sp.log(mgf)
     gradient, hessian = stage_derivatives(stage, (KAPPA, R, Q_PREV))
     t = sp.Symbol("t", real=True)
