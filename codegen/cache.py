@@ -129,10 +129,10 @@ def manifest_of(fs: FormulaSet, fs_hash: str, key: str, kernels_sha: str) -> dic
                 "ref": i.ref,
                 "internal": i.internal,
                 "arguments": list(fs.arguments(i.name)),
-                # a MinPlusRecursion computes whole curves in this variable: the runtime
-                # groups grid points that share every other argument
-                **({"curve_variable": i.variable.name} if type(i).__name__ ==
-                   "MinPlusRecursion" else {}),
+                # kernels that compute whole curves in one variable: the runtime groups grid
+                # points that share every other argument
+                **({"curve_variable": i.curve_variable}
+                   if getattr(i, "curve_variable", None) else {}),
             }
             for i in fs.items
         ],

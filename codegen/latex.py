@@ -11,15 +11,16 @@ import sympy as sp
 
 from derivations.ir import (
     ArrayProgram,
-    ArrayStatement,
     Expectation,
     Formula,
     FormulaSet,
     Item,
+    LargestEigenvalue,
     MinPlusRecursion,
     PathSaddle,
     Recurrence,
     Root,
+    Statement,
 )
 
 from .expressions import CodegenError
@@ -156,8 +157,15 @@ class LatexPrinter:
             indexed)
         return sp.latex(replaced, symbol_names=names)
 
-    def _array_statement(self, st: ArrayStatement, shapes: dict[str, tuple[int, ...]]) -> str:
+    def _array_statement(self, st: Statement, shapes: dict[str, tuple[int, ...]]) -> str:
         target = self._array_tex(st.target, shapes)
+        if isinstance(st, LargestEigenvalue):
+            matrix = dict(self.fs.latex_names).get(
+                st.matrix, r"\mathrm{" + st.matrix.replace("_", r"\_") + "}")
+            block = "" if (st.size,) * 2 == shapes[st.matrix] else \
+                rf"_{{[1..{st.size}]\times[1..{st.size}]}}"
+            note = rf"\quad\text{{{_escape(st.meaning)}}}" if st.meaning else ""
+            return rf"{target} &= \lambda_{{\max}}\big({matrix}{block}\big){note}"
         value = self._array_tex(st.value, shapes)
         loops = {s for s, _ in st.loops}
         summed = sorted((sp.sympify(st.value).free_symbols & loops) - st.target.free_symbols,

@@ -37,10 +37,12 @@ from derivations.ir import (
     Formula,
     FormulaSet,
     Item,
+    LargestEigenvalue,
     MinPlusRecursion,
     PathSaddle,
     Recurrence,
     Root,
+    Statement,
     canonical,
 )
 
@@ -93,7 +95,10 @@ class KernelPrinter:
         self._needs_band_solver = False
         self._saddle_helpers: dict[tuple, str] = {}
         self._array_constants: list[str] = []
-        self._array_helpers: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._array_helpers: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        self._array_programs: dict[str, tuple[str, ...]] = {}
+        self._needs_program_grid = False
+        self._needs_eigenvalue = False
         generated = {f"{i.name}{s}" for i in fs.items
                      for s in ("_grid", "_grid_serial", "_trajectory", "_curves", "_curves_dp",
                                "_path")}
@@ -547,9 +552,14 @@ class KernelPrinter:
             ]))
         return "\n\n\n".join(blocks)
 
-    def _statement_lines(self, st: ArrayStatement, names: dict[str, str],
+    def _statement_lines(self, st: Statement, names: dict[str, str],
                          arrays: dict[str, str], indent: str,
                          shapes: dict[str, tuple[int, ...]] | None = None) -> list[str]:
+        if isinstance(st, LargestEigenvalue):
+            self._needs_eigenvalue = True
+            target = NumbaExpressionPrinter(names, arrays).array_element(st.target)
+            return [f"{indent}{target} = largest_symmetric_eigenvalue({arrays[st.matrix]}, "
+                    f"{st.size})"]
         loops = {s.name: f"_i_{s.name}" for s, _ in st.loops}
         local = {**names, **loops}
         integers = frozenset(loops)
@@ -645,13 +655,19 @@ class KernelPrinter:
                                 f"{scale}np.dot({left}, {right})"]
 
     def _emit_ArrayProgram(self, item: ArrayProgram, args: tuple[str, ...]) -> str:
-        """Three pieces: ``_program_N`` (njit: allocation, set-up and steps; shared by every
-        item with the same ones), ``_<name>_finish`` (njit: ``finish`` and ``output`` on
-        those arrays) and plain-Python ``name``/``name_grid``/``name_grid_serial`` that
-        call the two.  A compiled kernel calling ``_program_N`` would make numba link
-        and re-optimise the whole program into every caller (2-4 s per kernel, measured);
-        the Python call costs microseconds against a program's milliseconds.  The grid
-        versions run ``_program_N`` once per run of points that share its arguments.
+        """Compiled pieces and plain-Python kernels around them.
+
+        Shared by every item with the same constants, arrays, set-up and body:
+        ``_program_N_start`` (njit: allocation and set-up; returns the arrays) and
+        ``_program_N_advance`` (njit: the body repeated a given number of times, in place),
+        with ``_program_N`` (Python: start, then advance by the item's steps).  Per item:
+        ``_<name>_finish`` (njit: ``finish`` and ``output`` on fresh copies of the arrays), and
+        plain-Python ``name``/``name_grid``/``name_grid_serial``.  The grid kernels run one
+        trajectory per setting of the program's other arguments and record the output at
+        every requested step on the way (:func:`codegen.drivers.program_grid`).  A compiled
+        kernel calling the program would make numba link and re-optimise the whole program
+        into every caller (2-4 s per kernel, measured); the Python calls cost microseconds
+        against a program's milliseconds.
         """
         for other in self.fs.items:
             if item.name in self.fs.dependencies(other):
@@ -663,23 +679,16 @@ class KernelPrinter:
         everything = [*(c.name for c in item.constants), *(n for n, _ in item.arrays)]
         unpack = f"    ({', '.join(arrays[n] for n in everything)},) = _arrays"
         blocks = []
-        run = (item.constants, item.arrays, item.setup, item.steps, item.body)
-        key = canonical(run)
+        key = canonical((item.constants, item.arrays, item.setup, item.steps, item.body))
         if key not in self._array_helpers:
             helper = f"_program_{len(self._array_helpers)}"
-            used = {s.name for e in [item.steps, *(v for st in (*item.setup, *item.body)
-                                                   for v in (st.target, st.value))]
-                    for s in sp.sympify(e).free_symbols}
-            deps = self.dependencies_in([sp.Symbol(n) for n in used],
-                                        self.fs.dependencies(item))
-            for d in deps:
-                used.update(self.fs.arguments(d))
-            helper_args = tuple(p.name for p in self.fs.params if p.name in used)
-            self._array_helpers[key] = (helper, helper_args)
-            lines = [NJIT, f"def {helper}({', '.join(helper_args)}):",
-                     f'    """Set-up and {sp.sstr(item.steps)} steps of {item.name} (and of '
-                     'every item with the same ones): its arrays."""']
-            lines += self.dependency_lines(deps, "    ")
+            start_args, start_deps = self._program_arguments(item, item.setup)
+            advance_args, advance_deps = self._program_arguments(item, item.body)
+            self._array_helpers[key] = (helper, start_args, advance_args)
+            lines = [NJIT, f"def {helper}_start({', '.join(start_args)}):",
+                     f'    """Arrays and set-up of {item.name} (and of every item with the '
+                     'same program)."""']
+            lines += self.dependency_lines(start_deps, "    ")
             for c in item.constants:
                 const = f"_K_{helper}_{c.name}"
                 values = ", ".join(repr(float(v)) for v in c.values)
@@ -691,20 +700,34 @@ class KernelPrinter:
                 lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
             for st in item.setup:
                 lines += self._statement_lines(st, names, arrays, "    ", shapes)
-            steps = NumbaExpressionPrinter(names).doprint(item.steps)
-            if item.body:
-                lines.append(f"    for _step in range(int({steps})):")
-                for st in item.body:
-                    lines += self._statement_lines(st, names, arrays, "        ", shapes)
             lines.append(f"    return ({', '.join(arrays[n] for n in everything)},)")
             blocks.append("\n".join(lines))
-        helper, helper_args = self._array_helpers[key]
+            signature = ", ".join(["_arrays", "_count", *advance_args])
+            lines = [NJIT, f"def {helper}_advance({signature}):",
+                     f'    """_count steps of the body of {item.name}, in place."""', unpack]
+            lines += self.dependency_lines(advance_deps, "    ")
+            lines.append("    for _step in range(_count):")
+            for st in item.body:
+                lines += self._statement_lines(st, names, arrays, "        ", shapes)
+            blocks.append("\n".join(lines))
+            steps = NumbaExpressionPrinter(names).doprint(item.steps)
+            program_args = tuple(p.name for p in self.fs.params
+                                 if p.name in {*start_args, *advance_args,
+                                               *(s.name for s in item.steps.free_symbols)})
+            blocks.append("\n".join([
+                f"def {helper}({', '.join(program_args)}):",
+                f'    """The arrays of {item.name} after {sp.sstr(item.steps)} steps."""',
+                f"    _arrays = {helper}_start({', '.join(start_args)})",
+                f"    {helper}_advance({', '.join(['_arrays', f'int({steps})', *advance_args])})",
+                "    return _arrays"]))
+            self._array_programs[helper] = program_args
+        helper, start_args, advance_args = self._array_helpers[key]
         finish = [NJIT, f"def _{item.name}_finish({', '.join(['_arrays', *args])}):",
                   f'    """finish and output of {item.name} on the arrays of {helper}."""',
                   unpack]
         finish += self.dependency_lines(self.fs.dependencies(item), "    ")
-        # the helper's arrays are shared by every call (the grid reuses them): finish writes
-        # into fresh arrays (zeros, or a copy of an array the steps computed)
+        # the program's arrays are shared by every call (the grid records several steps of one
+        # trajectory): finish writes into fresh arrays (zeros, or a copy of a program array)
         before = {st.target.func.__name__ for st in (*item.setup, *item.body)}
         for name in dict.fromkeys(st.target.func.__name__ for st in item.finish):
             fresh = f"{arrays[name]}.copy()" if name in before else \
@@ -716,32 +739,40 @@ class KernelPrinter:
         blocks.append("\n".join(finish + temps + [f"    return {value}"]))
         doc = f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({', '.join(args)})"
         call_args = ", ".join(args)
+        program_args = self._array_programs[helper]
         blocks.append("\n".join([
             f"def {item.name}({call_args}):",
             f'    """{doc}"""',
-            f"    return _{item.name}_finish({helper}({', '.join(helper_args)})"
+            f"    return _{item.name}_finish({helper}({', '.join(program_args)})"
             f"{', ' if args else ''}{call_args})"]))
+        if isinstance(item.steps, sp.Symbol):
+            steps_column = item.steps.name
+        else:
+            steps_column = str(int(item.steps))
         for suffix in ("_grid", "_grid_serial"):
             if not args:
                 blocks.append(_constant_grid(item.name, suffix))
                 continue
-            key_args = ", ".join(f"{a}[_i]" for a in helper_args)
             blocks.append("\n".join([
                 f"def {item.name}{suffix}({call_args}):",
-                f'    """{item.name} at every grid point (1-D arrays of equal length); '
-                f'{helper} runs once per run of points sharing its arguments."""',
-                f"    _n = {args[0]}.shape[0]",
-                "    _out = np.empty(_n)",
-                "    _last = ()",
-                "    _arrays = ()",
-                "    for _i in range(_n):",
-                f"        _key = ({key_args}{',' if len(helper_args) == 1 else ''})",
-                "        if _key != _last:",
-                f"            _arrays, _last = {helper}(*_key), _key",
-                f"        _out[_i] = _{item.name}_finish(_arrays, "
-                f"{', '.join(f'{a}[_i]' for a in args)})",
-                "    return _out"]))
+                f'    """{item.name} at every grid point (1-D arrays of equal length): one '
+                'trajectory per setting of the other arguments, recorded at every step asked."""',
+                f"    return _program_grid({helper}_start, {helper}_advance, _{item.name}_finish, "
+                f"({''.join(f'{a}, ' for a in start_args)}), "
+                f"({''.join(f'{a}, ' for a in advance_args)}), {steps_column}, "
+                f"({''.join(f'{a}, ' for a in args)}))"]))
+        self._needs_program_grid = True
         return "\n\n\n".join(blocks)
+
+    def _program_arguments(self, item: ArrayProgram, statements
+                           ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Parameters (in parameter order) and items that ``statements`` use."""
+        used = {s.name for st in statements for v in (st.target, st.value)
+                for s in sp.sympify(v).free_symbols}
+        deps = self.dependencies_in([sp.Symbol(n) for n in used], self.fs.dependencies(item))
+        for d in deps:
+            used.update(self.fs.arguments(d))
+        return tuple(p.name for p in self.fs.params if p.name in used), deps
 
     # -- path saddle -----------------------------------------------------------------
     def _emit_PathSaddle(self, item: PathSaddle, args: tuple[str, ...]) -> str:
@@ -1043,6 +1074,10 @@ class KernelPrinter:
             "",
             "import numba as nb",
             "import numpy as np",
+            *(["", "from codegen.drivers import program_grid as _program_grid"]
+              if self._needs_program_grid else []),
+            *(["from codegen.numerics import largest_symmetric_eigenvalue"]
+              if self._needs_eigenvalue else []),
             "",
             f'CONTENT_HASH = "{content_hash}"',
             f'SPEC_HASH = "{spec_hash}"',

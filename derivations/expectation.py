@@ -51,6 +51,7 @@ from .ir import (
     Formula,
     FormulaSet,
     Item,
+    LargestEigenvalue,
     Parameter,
     array_element,
     item_symbol,
@@ -527,37 +528,20 @@ def test_point_statements(n: int, P: int) -> tuple[list, list[ArrayStatement]]:
 
 
 # -- stability (section 8.3) ----------------------------------------------------------------------
-#: Power iterations per step for lambda_max (warm-started from the previous step's vector).
-POWER_ITERATIONS = 2
-
-
 def stability_statements(matrix: str, size: int) -> tuple[list, list, list]:
-    r"""Arrays, set-up and per-step statements tracking
-    :math:`\min_t[2-\eta\lambda_{\max}(A_t)]` for the symmetric ``matrix`` A (its leading
-    ``size`` x ``size`` block): power iteration warm-started across steps (Rayleigh quotient
-    :math:`u^\top Au` with :math:`|u|=1`; an estimate from below that converges as the
-    steps go on).  Gradient descent on the (expected) loss is stable while it is >= 0."""
-    p, q = P_, Q_
+    r"""Arrays, set-up and update statements of the stability margin
+    :math:`\min_s[2-\eta\lambda_{\max}(A_s)]` over the visited states :math:`s` of the
+    symmetric ``matrix`` A (its leading ``size`` x ``size`` block).  The update lowers the
+    margin by the current state's value; the set-up starts it at :math:`+\infty`.  Gradient
+    descent on the (expected) loss is stable while it is >= 0 (:math:`\lambda_{\max}` exact
+    to rounding up to a few hundred weights, a Lanczos estimate from above beyond)."""
     zero = sp.Integer(0)
-    arrays = [("u", (size,)), ("Au", (size,)), ("norm", (1,)), ("lam", (1,)), ("margin", (1,))]
-    setup = [st(E("u", p), 1 / sp.sqrt(size), [(p, size)], meaning="power iteration start"),
-             st(E("margin", zero), 2, [])]
-    body = []
-    for _ in range(POWER_ITERATIONS):
-        body += [
-            st(E("Au", p), 0, [(p, size)]),
-            st(E("Au", p), E(matrix, p, q) * E("u", q), [(p, size), (q, size)], True),
-            st(E("lam", zero), 0, []),
-            st(E("lam", zero), E("u", p) * E("Au", p), [(p, size)], True,
-               "Rayleigh quotient u^T A u"),
-            st(E("norm", zero), 0, []),
-            st(E("norm", zero), E("Au", p)**2, [(p, size)], True),
-            st(E("u", p), E("Au", p) / sp.sqrt(E("norm", zero) + sp.Float(1e-300)),
-               [(p, size)]),
-        ]
-    body.append(st(E("margin", zero), sp.Min(E("margin", zero), 2 - ETA * E("lam", zero)), [],
-                   meaning="min over steps of 2 - eta lambda_max"))
-    return arrays, setup, body
+    arrays = [("lam", (1,)), ("margin", (1,))]
+    setup = [st(E("margin", zero), sp.oo, [], meaning="no state visited yet")]
+    update = [LargestEigenvalue(E("lam", zero), matrix, size, f"lambda_max of {matrix}"),
+              st(E("margin", zero), sp.Min(E("margin", zero), 2 - ETA * E("lam", zero)), [],
+                 meaning="min over visited states of 2 - eta lambda_max")]
+    return arrays, setup, update
 
 
 def order3_items(program, n: int, P: int) -> list[Item]:
@@ -598,9 +582,9 @@ def order3_items(program, n: int, P: int) -> list[Item]:
                 f"E f_t(x) at test input test_point after step updates ({order})", "5"),
         program("output_variance", arrays, s_setup, body, outputs, E("var_test", zero),
                 f"Var f_t(x) at test input test_point after step updates ({order})", "5"),
-        program("stability_margin", arrays, s_setup, body, [], E("margin", zero),
-                "min over steps t of 2 - eta lambda_max(K-bar_t): the order-3 map is "
-                "stable while >= 0", "8.3"),
+        program("stability_margin", arrays, s_setup, body, moments + s_body, E("margin", zero),
+                "min over the states s = 0..t of 2 - eta lambda_max(K-bar_s): the order-3 map "
+                "is stable while >= 0", "8.3"),
         program("expected_loss", arrays, s_setup, body, loss, E("loss", zero),
                 f"E L_t, the expected training loss after step updates ({order})", "5"),
         program("loss_hessian_trace", arrays, s_setup, body, trace, E("trace", zero),
@@ -694,8 +678,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
     if order == 1:
         arrays, setup, body = order1_program(n, points)
         setup = ntk_statements(points, P) + setup
-        s_arrays, s_setup, s_body = stability_statements("ThetaZZ", n)
-        arrays, setup, body = arrays + s_arrays, setup + s_setup, body + s_body
+        s_arrays, s_setup, s_update = stability_statements("ThetaZZ", n)
+        # Theta is constant along the order-1 map: its lambda_max is taken once
+        arrays, setup = arrays + s_arrays, setup + s_setup + s_update
         k = K_
         arrays += [("loss", (1,)), ("trace", (1,))]
         loss_arrays: list = []
@@ -712,8 +697,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
         ]
         items.append(program(
             "stability_margin", arrays, setup, body, [], E("margin", zero),
-            "min over steps t of 2 - eta lambda_max(Theta(X, X)): the order-1 map is stable "
-            "while >= 0", "3.4, 8.3"))
+            "2 - eta lambda_max(Theta(X, X)) (Theta is constant at order 1): the order-1 map "
+            "is stable while >= 0", "3.4, 8.3"))
         w_arrays, w_setup, w_body = order1_weight_space(n, P)
         stat_arrays, stats = weight_statistics(P)
         w_all = w_arrays + stat_arrays
@@ -756,9 +741,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
             program("mean_output", arrays, s_setup, body, at_test, E("Ef", zero),
                     "E f_t(x) at test input test_point after step updates (order 2, Gaussian "
                     "closure)", "4.3-4.4"),
-            program("stability_margin", arrays, s_setup, body, [], E("margin", zero),
-                    "min over steps t of 2 - eta lambda_max(K-bar_t): the order-2 map is "
-                    "stable while >= 0", "8.3"),
+            program("stability_margin", arrays, s_setup, body, moments + s_body,
+                    E("margin", zero), "min over the states s = 0..t of 2 - eta "
+                    "lambda_max(K-bar_s): the order-2 map is stable while >= 0", "8.3"),
             program("output_variance", arrays, s_setup, body, at_test, E("Varf", zero),
                     "Var f_t(x) at test input test_point after step updates (order 2, "
                     "Gaussian closure)", "4.3-4.4"),
@@ -781,7 +766,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
                [(k, n), (p, P)], True,
                "tr Hessian of L^(2) at m = sum_i [|a_i|^2 + r_i(m) tr H_i]"),
         ]
-        ratio = [E("closure", kk) / E("linear", kk) for kk in range(n)]
+        # c_t -> 0 as S_t -> 0 (quadratic over linear in S): 0 where the closure term is 0
+        ratio = [sp.Piecewise((E("closure", kk) / E("linear", kk), E("closure", kk) > 0),
+                              (0, True)) for kk in range(n)]
         items += [
             program("expected_loss", arrays + extra, s_setup, body, final, E("loss", zero),
                     "E L_t, the expected training loss after step updates (order 2)", "4.4"),
@@ -800,7 +787,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
             program("closure_indicator", arrays + extra, s_setup, body, final,
                     sp.Max(*ratio) if n > 1 else ratio[0],
                     "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i): warn above 0.1 (the "
-                    "Gaussian closure over-spreads training outputs)", "8.5"),
+                    "Gaussian closure over-spreads training outputs); 0 where tr(H_i S H_i S) "
+                    "= 0, e.g. at step 0 (S_0 = 0: c_t -> 0 as S_t -> 0)", "8.5"),
         ]
     notes = [
         f"Network: input dimension {d}, hidden widths {list(net.widths)}, activation "
@@ -828,6 +816,6 @@ def derive(spec: ModelSpec) -> FormulaSet:
                       params=tuple(params), items=tuple(items), latex_names=tuple(latex),
                       notes=tuple(notes),
                       constraints=(("stability_margin", "the stability condition eta "
-                                    "lambda_max < 2 at every step (notes 8.3; lambda_max of "
-                                    "Theta for order 1, of K-bar_t for order 2, by power "
-                                    "iteration); lower learning_rate"),))
+                                    "lambda_max < 2 at every state from step 0 (lambda_max of "
+                                    "Theta for order 1, of K-bar_t for orders 2 and 3); lower "
+                                    "learning_rate"),))

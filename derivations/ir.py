@@ -300,6 +300,11 @@ class MinPlusRecursion:
             raise DerivationError(f"min-plus recursion {self.name}: variable, previous and "
                                   "index must be different symbols")
 
+    @property
+    def curve_variable(self) -> str:
+        """Kernels compute whole curves in this argument (one per setting of the others)."""
+        return self.variable.name
+
     def expressions(self) -> tuple[sp.Expr, ...]:
         return (self.step_rate, self.start, self.steps, self.lower, self.upper, self.grid_size,
                 *(self.envelope or ()))
@@ -356,6 +361,34 @@ class ArrayStatement:
 
 
 @dataclass(frozen=True)
+class LargestEigenvalue:
+    r"""``target`` = :math:`\lambda_{\max}` of the symmetric leading ``size`` x ``size`` block
+    of the 2-D array ``matrix`` (a statement of an :class:`ArrayProgram`).
+
+    The kernels compute it exactly (a symmetric eigenvalue solver) for blocks up to a few
+    hundred rows and by Lanczos iteration to a stated tolerance beyond, rounded up by the
+    residual so that it is never below :math:`\lambda_{\max}` by more than rounding.
+    """
+
+    target: sp.Expr
+    matrix: str
+    size: int
+    meaning: str = ""
+
+    @property
+    def loops(self) -> tuple[tuple[sp.Symbol, int], ...]:
+        return ()
+
+    @property
+    def value(self) -> sp.Expr:
+        """Nothing but the target is read through an expression."""
+        return sp.Integer(0)
+
+
+Statement = ArrayStatement | LargestEigenvalue
+
+
+@dataclass(frozen=True)
 class ArrayProgram:
     r"""A loop-nest program over fixed-size arrays, with a scalar result.
 
@@ -371,10 +404,10 @@ class ArrayProgram:
     name: str
     constants: tuple[ArrayConstant, ...]
     arrays: tuple[tuple[str, tuple[int, ...]], ...]
-    setup: tuple[ArrayStatement, ...]
+    setup: tuple[Statement, ...]
     steps: sp.Expr
-    body: tuple[ArrayStatement, ...]
-    finish: tuple[ArrayStatement, ...]
+    body: tuple[Statement, ...]
+    finish: tuple[Statement, ...]
     output: sp.Expr
     meaning: str
     ref: str
@@ -403,6 +436,12 @@ class ArrayProgram:
                     if not (isinstance(extent, int) and extent >= 1):
                         raise DerivationError(f"{label}: extent of {s} must be an int >= 1")
                 self._check_elements(label, (st.target, st.value), shapes)
+                if isinstance(st, LargestEigenvalue):
+                    shape = shapes.get(st.matrix)
+                    if shape is None or len(shape) != 2 or not (
+                            isinstance(st.size, int) and 1 <= st.size <= min(shape)):
+                        raise DerivationError(f"{label}: lambda_max needs a declared 2-D array "
+                                              "and a block size between 1 and its shape")
         indices = set(self.bound_symbols())
         for st in self.statements():
             stray = (st.target.free_symbols | sp.sympify(st.value).free_symbols) & indices \
@@ -432,7 +471,13 @@ class ArrayProgram:
                     raise DerivationError(f"{label}: {name} has {len(shapes[name])} indices, "
                                           f"used with {len(el.args)}")
 
-    def statements(self) -> tuple[ArrayStatement, ...]:
+    @property
+    def curve_variable(self) -> str | None:
+        """The step count, when it is a parameter: grid kernels run one trajectory per setting
+        of the other arguments and record every step asked on the way."""
+        return self.steps.name if isinstance(self.steps, sp.Symbol) else None
+
+    def statements(self) -> tuple[Statement, ...]:
         return (*self.setup, *self.body, *self.finish)
 
     def expressions(self) -> tuple[sp.Expr, ...]:
@@ -699,6 +744,7 @@ def canonical(obj: object) -> str:
         return "(" + ", ".join(canonical(o) for o in obj) + ")"
     if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation
                   | MinPlusRecursion | ArrayProgram | ArrayConstant | ArrayStatement
+                  | LargestEigenvalue
                   | PathSaddle):
         body = ", ".join(
             f"{f.name}={canonical(getattr(obj, f.name))}" for f in fields(obj) if f.init

@@ -31,6 +31,7 @@ from derivations.ir import (  # noqa: E402
     Expectation,
     Formula,
     FormulaSet,
+    LargestEigenvalue,
     MinPlusRecursion,
     Parameter,
     PathSaddle,
@@ -105,7 +106,7 @@ def toy_min_plus_items() -> tuple:
         Recurrence("at_root", (T,), (T,), (item_symbol("t_star"),), sp.Integer(0),
                    2 * item_symbol("h"), "twice h evaluated at the root t* (zero steps)",
                    "Toy 2024, eq. (21)"),
-        toy_array_program(),
+        *toy_array_programs(),
     )
 
 
@@ -177,9 +178,11 @@ def toy_path_saddle_items() -> tuple:
     )
 
 
-def toy_array_program() -> ArrayProgram:
-    r"""K rotations by the angle a of (1, 0), through a scatter into a flat 2 x 2 matrix and
-    an item: the value is :math:`\cos(Ka) + q\sin(Ka) + \mathrm{pw}` (closed form)."""
+def toy_array_programs() -> tuple[ArrayProgram, ArrayProgram]:
+    r"""K rotations by the angle a of (1, 0), through a scatter into a flat 2 x 2 matrix:
+    ``rot`` = :math:`2[\cos(Ka) + q\sin(Ka)]` and, from the same program, ``rot_eig`` =
+    :math:`\lambda_{\max}` of the symmetric :math:`[[x_0, qx_1], [qx_1, -x_0]]` =
+    :math:`\sqrt{\cos^2(Ka) + q^2\sin^2(Ka)}` (closed forms)."""
     i, j, k = sp.symbols("i j k", integer=True, nonnegative=True)
 
     def el(name, *idx):
@@ -199,15 +202,29 @@ def toy_array_program() -> ArrayProgram:
         ArrayStatement(el("x", i), el("y", i), ((i, 2),)),
     )
     finish = (ArrayStatement(el("out", k), el("x", 0) + Q * el("x", 1), ((k, 9),)),)
-    return ArrayProgram(
-        "rot", (ArrayConstant("sign", (2,), (-1.0, 1.0), "signs of the off-diagonal"),
-                ArrayConstant("x0", (2,), (1.0, 0.0), "start")),
-        (("angle", (2,)), ("flat", (4,)), ("R", (2, 2)), ("x", (2,)), ("y", (2,)),
-         ("out", (9,))),
-        setup + (ArrayStatement(el("x", i), el("x0", i), ((i, 2),)),), STEPS, body, finish,
-        el("out", 0) + el("out", STEPS - 1),
-        "2 [cos(K a) + q sin(K a)] (K rotations of (1, 0); an index that is a parameter)",
-        "Toy 2024, eq. (22)")
+    constants = (ArrayConstant("sign", (2,), (-1.0, 1.0), "signs of the off-diagonal"),
+                 ArrayConstant("x0", (2,), (1.0, 0.0), "start"))
+    arrays = (("angle", (2,)), ("flat", (4,)), ("R", (2, 2)), ("x", (2,)), ("y", (2,)),
+              ("out", (9,)), ("M", (3, 3)), ("lam", (1,)))
+    setup += (ArrayStatement(el("x", i), el("x0", i), ((i, 2),)),)
+    eigen = (
+        ArrayStatement(el("M", 0, 0), el("x", 0)),
+        ArrayStatement(el("M", 1, 1), -el("x", 0)),
+        ArrayStatement(el("M", i, 1 - i), Q * el("x", 1), ((i, 2),)),
+        ArrayStatement(el("M", 2, 2), 10, meaning="outside the leading 2 x 2 block"),
+        LargestEigenvalue(el("lam", 0), "M", 2, "of the leading 2 x 2 block"),
+    )
+    return (
+        ArrayProgram(
+            "rot", constants, arrays, setup, STEPS, body, finish,
+            el("out", 0) + el("out", STEPS - 1),
+            "2 [cos(K a) + q sin(K a)] (K rotations of (1, 0); an index that is a parameter)",
+            "Toy 2024, eq. (22)"),
+        ArrayProgram(
+            "rot_eig", constants, arrays, setup, STEPS, body, eigen, el("lam", 0),
+            "largest eigenvalue of [[x0, q x1], [q x1, -x0]] after K rotations",
+            "Toy 2024, eq. (23)"),
+    )
 
 
 def toy_formula_set() -> FormulaSet:
@@ -445,3 +462,13 @@ def toy_kernels(kernel_cache_dir: Path, toy_set: FormulaSet):
 
     assert os.environ["NETDERIVE_CACHE_DIR"] == str(kernel_cache_dir)
     return compile_formulas(toy_set)
+
+
+@pytest.fixture(scope="session")
+def case_a_builds(kernel_cache_dir: Path) -> dict:
+    """Builds of the bundled case-A model (expectation_tanh) at orders 1 and 2, shared by the
+    test modules that compile its kernels (numba compiles each of them once per session)."""
+    from runtime.session import build, resolve_model
+
+    spec = resolve_model("expectation_tanh", cross_checks=True)
+    return {2: build(spec), 1: build(spec.with_values({"order": 1}))}

@@ -53,6 +53,7 @@ from derivations.ir import (
     Formula,
     FormulaSet,
     Item,
+    LargestEigenvalue,
     MinPlusRecursion,
     PathSaddle,
     Recurrence,
@@ -704,7 +705,13 @@ def _array_function(indices: tuple[sp.Symbol, ...], expr: sp.Expr, arrays: dict,
     return func
 
 
-def _run_statement(st: ArrayStatement, arrays: dict, env: Mapping[str, float]) -> None:
+def _run_statement(st: ArrayStatement | LargestEigenvalue, arrays: dict,
+                   env: Mapping[str, float]) -> None:
+    if isinstance(st, LargestEigenvalue):
+        block = arrays[st.matrix][:st.size, :st.size]
+        where = tuple(int(i) for i in st.target.args)
+        arrays[st.target.func.__name__][where] = np.linalg.eigvalsh((block + block.T) / 2)[-1]
+        return
     indices = tuple(s for s, _ in st.loops)
     grids = np.meshgrid(*[np.arange(n) for _, n in st.loops], indexing="ij")
     flat = [g.ravel() for g in grids]

@@ -51,6 +51,7 @@ TOY_ITEMS = (
     "rec_moving",
     "at_root",
     "rot",
+    "rot_eig",
     "ar_mean",
     "path_rate",
     "path_scgf",
@@ -277,6 +278,52 @@ def test_array_program_is_k_rotations(toy_set, toy_kernels) -> None:
         want = 2 * (math.cos(k * a) + q * math.sin(k * a))
         assert toy_kernels.rot(a, q, float(k)) == pytest.approx(want, rel=1e-12, abs=1e-12)
         assert float(evaluate(toy_set, "rot", p)) == pytest.approx(want, rel=1e-12, abs=1e-12)
+        lam = math.hypot(math.cos(k * a), q * math.sin(k * a))
+        assert toy_kernels.rot_eig(a, q, float(k)) == pytest.approx(lam, rel=1e-12)
+        assert float(evaluate(toy_set, "rot_eig", p)) == pytest.approx(lam, rel=1e-12)
+
+
+def test_array_program_grid_records_one_trajectory_per_setting(toy_kernels) -> None:
+    """The grid kernels of an array program: any order of steps and settings gives the scalar
+    kernel's values (one trajectory per setting of a and q, recorded at every step asked)."""
+    rng = np.random.default_rng(7)
+    n = 40
+    a = rng.choice([0.3, 1.1], n)
+    q = rng.choice([-0.5, 0.25], n)
+    k = rng.integers(0, 9, n).astype(float)
+    for name in ("rot", "rot_eig"):
+        want = [getattr(toy_kernels, name)(*point) for point in zip(a, q, k, strict=True)]
+        for suffix in ("_grid", "_grid_serial"):
+            got = getattr(toy_kernels, name + suffix)(a, q, k)
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+
+
+def test_array_program_grid_runs_each_trajectory_once(toy_kernels, monkeypatch) -> None:
+    """A sweep over the steps costs one run of the largest step per setting: the body runs
+    max(K) times for each (a, q), not sum(K) times."""
+    helper = next(n.removesuffix("_advance") for n in dir(toy_kernels)
+                  if n.startswith("_program_") and n.endswith("_advance"))
+    advance, start = getattr(toy_kernels, helper + "_advance"), getattr(toy_kernels,
+                                                                       helper + "_start")
+    calls = {"steps": 0, "starts": 0}
+
+    def counting_advance(arrays, count, *args):
+        calls["steps"] += count
+        return advance(arrays, count, *args)
+
+    def counting_start(*args):
+        calls["starts"] += 1
+        return start(*args)
+
+    monkeypatch.setattr(toy_kernels, helper + "_advance", counting_advance)
+    monkeypatch.setattr(toy_kernels, helper + "_start", counting_start)
+    k = np.tile(np.arange(9.0), 2)[::-1].copy()  # K = 8..0, twice, in decreasing order
+    a = np.repeat([0.3, 1.1], 9)
+    q = np.full(18, 0.25)
+    got = toy_kernels.rot_grid_serial(a, q, k)
+    assert calls == {"steps": 16, "starts": 2}
+    want = 2 * (np.cos(k * a) + q * np.sin(k * a))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
 # -- path saddles ----------------------------------------------------------------------------

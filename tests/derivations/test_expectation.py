@@ -132,3 +132,19 @@ def test_editing_activation_widths_or_order_changes_the_build_key() -> None:
         keys.add(build_key(parse_model(model(**change), "m.toml").canonical()))
     assert len(keys) == 5
     assert build_key(parse_model(model(), "m.toml").canonical()) == build_key(base.canonical())
+
+
+# the interpreter's numpy Piecewise evaluates both branches (0/0 in the unused one)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_closure_indicator_is_defined_at_step_0() -> None:
+    """c_t -> 0 as S_t -> 0 (quadratic over linear in S): 0 at step 0 (S_0 = 0), not 0/0."""
+    from ir_interpreter import evaluate
+
+    fs = derive(parse_model(model(), "m.toml"))
+    values = {"learning_rate": 0.1, "noise_std": 0.2}
+    assert float(evaluate(fs, "closure_indicator", {**values, "step": 0})) == 0.0
+    first = float(evaluate(fs, "closure_indicator", {**values, "step": 1}))
+    assert 0.0 < first < 1.0
+    # no noise: S stays 0 and so does c_t
+    assert float(evaluate(fs, "closure_indicator", {**values, "noise_std": 0.0, "step": 3})) \
+        == 0.0

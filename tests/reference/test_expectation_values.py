@@ -72,11 +72,8 @@ NOISELESS = {
 
 
 @pytest.fixture(scope="module")
-def kernels(kernel_cache_dir):
-    spec = resolve_model("expectation_tanh", cross_checks=True)
-    order2 = derive(spec)
-    order1 = derive(spec.with_values({"order": 1}))
-    return {1: compile_formulas(order1), 2: compile_formulas(order2)}
+def kernels(case_a_builds):
+    return {order: b.kernels() for order, b in case_a_builds.items()}
 
 
 def test_case_a_test_outputs(kernels) -> None:
@@ -120,6 +117,7 @@ def test_case_a_loss_hessian_trace_and_closure(kernels) -> None:
         assert kernels[2].expected_loss(t, eta, sigma) == pytest.approx(loss2, abs=1e-6)
         assert kernels[2].loss_hessian_trace(t, eta, sigma) == pytest.approx(trace2, abs=1e-5)
         assert kernels[2].closure_indicator(t, eta, sigma) == pytest.approx(closure, abs=5e-4)
+        assert kernels[2].closure_indicator(0, eta, sigma) == 0.0  # S_0 = 0: c_0 = 0
         assert kernels[1].loss_hessian_trace(t, eta, sigma) == pytest.approx(TRACE_THETA,
                                                                              abs=1e-5)
 
