@@ -42,7 +42,6 @@ from .activation import ACTIVATION_VARIABLE, parse_activation
 from .domain import Domain
 from .ir import (
     NONNEGATIVE,
-    NONNEGATIVE_INTEGER,
     POSITIVE,
     ArrayConstant,
     ArrayProgram,
@@ -57,6 +56,7 @@ from .ir import (
     item_symbol,
 )
 from .model import ModelSpec
+from .schemas import MAX_STEPS
 
 REF = "Borovykh 2019 (arXiv:1912.08526); notes borovykh2019.md"
 
@@ -71,6 +71,9 @@ A_, U_, I_, J_, P_, Q_, R_, K_ = sp.symbols("a u i j p q r k", integer=True, non
 
 #: Orders of the Taylor expansion implemented.
 ORDERS = (1, 2, 3)
+#: ``step`` runs up to the schema's maximum of ``steps`` (an order-2 step of a network of a
+#: hundred weights takes about a millisecond: 10^6 steps are minutes of work).
+STEP_DOMAIN = Domain(0.0, float(MAX_STEPS), integer=True)
 
 
 def E(name: str, *indices: sp.Expr) -> sp.Expr:
@@ -653,7 +656,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
     scaling = spec["noise_scaling"]
     noise = ETA * SIGMA if scaling == "eta" else sp.sqrt(ETA) * SIGMA
     params = [
-        Parameter(STEP, "number of completed noisy gradient steps t", NONNEGATIVE_INTEGER,
+        Parameter(STEP, "number of completed noisy gradient steps t", STEP_DOMAIN,
                   float(spec["steps"]), "t"),
         Parameter(TEST_POINT, "test input number (0-based)", Domain(0.0, n_test - 1.0,
                   integer=True), 0.0, "x_*"),

@@ -32,6 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import keyword
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 
@@ -47,7 +48,7 @@ from .domain import (  # noqa: F401  (re-exported: the IR's parameter domains)
 )
 
 #: Bump when the meaning of the IR or of the generated code changes.
-IR_VERSION = "4"
+IR_VERSION = "5"
 
 
 class DerivationError(Exception):
@@ -138,6 +139,9 @@ class Recurrence:
 
     def expressions(self) -> tuple[sp.Expr, ...]:
         return (*self.step, *self.init, self.output, self.steps)
+
+    def loop_bounds(self) -> tuple[sp.Expr, ...]:
+        return (self.steps,)
 
     def bound_symbols(self) -> tuple[sp.Symbol, ...]:
         return (*self.state, *((self.index,) if self.index is not None else ()))
@@ -308,6 +312,9 @@ class MinPlusRecursion:
     def expressions(self) -> tuple[sp.Expr, ...]:
         return (self.step_rate, self.start, self.steps, self.lower, self.upper, self.grid_size,
                 *(self.envelope or ()))
+
+    def loop_bounds(self) -> tuple[sp.Expr, ...]:
+        return (self.steps, self.grid_size)
 
     def bound_symbols(self) -> tuple[sp.Symbol, ...]:
         return (self.previous, *((self.index,) if self.index is not None else ()))
@@ -480,6 +487,9 @@ class ArrayProgram:
     def statements(self) -> tuple[Statement, ...]:
         return (*self.setup, *self.body, *self.finish)
 
+    def loop_bounds(self) -> tuple[sp.Expr, ...]:
+        return (self.steps,)
+
     def expressions(self) -> tuple[sp.Expr, ...]:
         out: list[sp.Expr] = [self.steps, self.output]
         for st in self.statements():
@@ -612,6 +622,9 @@ class PathSaddle:
                 *self.typical_step, self.observable, *self.observable_gradient,
                 *sum(self.observable_hessian, ()), self.goal, self.steps, self.output)
 
+    def loop_bounds(self) -> tuple[sp.Expr, ...]:
+        return (self.steps,)
+
     def bound_symbols(self) -> tuple[sp.Symbol, ...]:
         return (*self.conjugate, *self.state, *self.previous, self.action, self.multiplier,
                 self.endpoint)
@@ -664,6 +677,13 @@ class FormulaSet:
                         )
             index[item.name] = item
             known[item.name] = sp.Symbol(item.name, real=True)
+        unbounded = {p.name for p in self.params if not math.isfinite(p.domain.upper)}
+        for item in self.items:
+            for bound in getattr(item, "loop_bounds", tuple)():
+                if isinstance(bound, sp.Symbol) and bound.name in unbounded:
+                    raise DerivationError(
+                        f"{self.name}: item {item.name} loops {bound.name} times: the domain of "
+                        f"{bound.name} needs a finite upper bound (a documented maximum)")
         for name, _ in self.constraints:
             if name not in index:
                 raise DerivationError(f"{self.name}: constraint {name} is not an item")

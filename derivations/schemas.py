@@ -18,6 +18,8 @@ from .model import (
     text,
 )
 
+#: Largest number of gradient steps of the expectation family (its ``step`` parameter).
+MAX_STEPS = 1_000_000
 #: Beyond this, s^2 and gamma overflow double precision in the reduced formulas.
 LARGEST = 1e8
 POSITIVE_NUMBER = number(0.0, LARGEST, lower_open=True)
@@ -201,7 +203,7 @@ EXPECTATION = Schema(
                              "per-step noise s = eta sigma (\"eta\") or sqrt(eta) sigma",
                              default="eta"),
         "order": Key(integer(1, 3), "order of the Taylor expansion in the weights", default=1),
-        "steps": Key(integer(0, 10**7), "default number of gradient steps", default=100),
+        "steps": Key(integer(0, MAX_STEPS), "default number of gradient steps", default=100),
     },
     tables={
         "data": {

@@ -23,11 +23,11 @@ for _path in (str(TESTS_DIR), str(PROJECT_ROOT)):
 
 from derivations.ir import (  # noqa: E402
     POSITIVE,
-    POSITIVE_INTEGER,
     REAL,
     ArrayConstant,
     ArrayProgram,
     ArrayStatement,
+    Domain,
     Expectation,
     Formula,
     FormulaSet,
@@ -61,6 +61,8 @@ THETAS = sp.symbols("theta1 theta2", real=True)
 MS = sp.symbols("m1 m2", real=True)
 MS_PREV = sp.symbols("m1_prev m2_prev", real=True)
 ACTION, MULTIPLIER, ENDPOINT = sp.symbols("action multiplier endpoint", real=True)
+#: domain of the toy loop bound K (a loop bound needs a finite maximum)
+TOY_STEPS = Domain(1.0, 1000.0, integer=True)
 #: grid of the toy min-plus recursions
 TOY_GRID = (-3, 3, 19)
 
@@ -74,7 +76,7 @@ def toy_params() -> tuple[Parameter, ...]:
         Parameter(A, "scale", POSITIVE, 2.0, r"\alpha"),
         Parameter(Q, "shift", REAL, 0.3),
         Parameter(T, "a free coordinate that a root solves for", REAL, 0.0),
-        Parameter(STEPS, "number of steps", POSITIVE_INTEGER, 5),
+        Parameter(STEPS, "number of steps", TOY_STEPS, 5),
         Parameter(Y, "new state of a Gaussian AR(1) chain", REAL, 0.2),
         Parameter(Y_PREV, "old state of a Gaussian AR(1) chain", REAL, 0.0),
         Parameter(LAM, "tilt of a generating function", REAL, 0.5, r"\lambda"),
@@ -425,7 +427,7 @@ def golden_formula_set() -> FormulaSet:
     params = (
         Parameter(A, "scale", POSITIVE, 2.0, r"\alpha"),
         Parameter(Q, "shift", REAL, 0.3),
-        Parameter(STEPS, "steps", POSITIVE_INTEGER, 5),
+        Parameter(STEPS, "steps", TOY_STEPS, 5),
     )
     return FormulaSet("golden", "toy", "golden.toml", params, items)
 

@@ -19,8 +19,10 @@ from derivations.ir import (
     IR_VERSION,
     ITEM_KINDS,
     POSITIVE,
+    POSITIVE_INTEGER,
     REAL,
     DerivationError,
+    Domain,
     Expectation,
     Formula,
     FormulaSet,
@@ -40,11 +42,11 @@ PARAMS = (Parameter(A, "scale", POSITIVE, 2.0), Parameter(Q, "shift", REAL, 0.3)
 
 #: content_hash(golden_formula_set()) from tests/conftest.py.  It must change only when
 #: IR_VERSION or the sympy version changes (srepr is part of the hash); any other drift is
-#: a change of the canonical form and invalidates every user's cache.  Recomputed for IR 4
-#: (the IR 2 digest 4207886226c9... is reproduced with IR_VERSION set back to "2": the
-#: canonical form itself did not change).
-GOLDEN_DIGEST = "ef57cd0d09840102abe4e34d1e5c77e680c9d9171fbaa4fe39f90cd9d9ca11a1"
-GOLDEN_IR_VERSION = "4"
+#: a change of the canonical form and invalidates every user's cache.  Recomputed for IR 5
+#: (array programs may compute lambda_max; a loop bound's domain must be bounded above, so the
+#: golden K went from [1, inf) to [1, 1000]).
+GOLDEN_DIGEST = "81645b6cc4203e15ea9cf1bf062cb057e718f8ef1faa12219d5baf34d5e45d8c"
+GOLDEN_IR_VERSION = "5"
 GOLDEN_SYMPY = "1.14.0"
 
 
@@ -269,9 +271,20 @@ def test_formula_set_refuses_later_items_and_clashes() -> None:
 def test_recurrence_state_may_not_leak() -> None:
     s = sp.Symbol("s", real=True)
     steps = sp.Symbol("K", positive=True, integer=True)
-    params = (*PARAMS, Parameter(steps, "steps", POSITIVE, 3.0))
+    params = (*PARAMS, Parameter(steps, "steps", Domain(0.0, 100.0), 3.0))
     rec = Recurrence("r", (s,), (s / 2,), (A,), steps, s, "m", "r")
     fs = FormulaSet("rec", "toy", "rec.toml", params, (rec,))
     with pytest.raises(DerivationError, match="uses s"):
         FormulaSet("rec", "toy", "rec.toml", params, (rec, Formula("after", s, "m", "r")))
     assert fs.arguments("r") == ("a", "K")
+
+
+def test_a_loop_bound_needs_a_finite_maximum() -> None:
+    """A parameter that bounds a loop has a documented maximum (else a huge value would run
+    for hours instead of being refused)."""
+    steps = sp.Symbol("K", positive=True, integer=True)
+    s = sp.Symbol("s", real=True)
+    item = Recurrence("r", (s,), (s / 2,), (A,), steps, s, "halving", "none")
+    with pytest.raises(DerivationError, match="finite upper bound"):
+        FormulaSet("t", "toy", "t.toml", (*PARAMS, Parameter(steps, "steps", POSITIVE_INTEGER,
+                                                              3)), (item,))
