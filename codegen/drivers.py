@@ -1,46 +1,45 @@
 """Plain-Python drivers that generated kernel modules import (no sympy, no family).
 
-An array program's grid kernel runs one trajectory per setting of the program's own
-arguments and reads the output off it at every step the grid asks for, in increasing
-order: a sweep over ``step = 0..T`` costs one run of ``T`` steps, not ``T`` runs.
+An array program's compiled function runs one trajectory: the set-up, then the body up to
+each of several step counts, recording the outputs of the wanted items there.  The driver
+here feeds it: one trajectory per setting of the program's trajectory arguments, the points
+of that setting in increasing step order.  A sweep over ``step = 0..T`` is then one run of
+``T`` steps, not ``T`` runs, and several items of one program share the run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 
-def program_grid(start: Callable, advance: Callable, finish: Callable,
-                 start_columns: Sequence[np.ndarray], advance_columns: Sequence[np.ndarray],
-                 steps: np.ndarray | int, finish_columns: Sequence[np.ndarray]) -> np.ndarray:
-    """``finish`` at every grid point, on the arrays of ``start`` advanced by ``steps``.
+def program_grid(program: Callable, items: Sequence[str], point_args: Sequence[str],
+                 trajectory_args: Sequence[str], steps: str | int, names: Sequence[str],
+                 columns: Mapping[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
+    """The items ``names`` of ``program`` at ``n`` points.
 
-    ``start(*s)`` returns the program's arrays, ``advance(arrays, count, *a)`` runs its body
-    ``count`` times in place and ``finish(arrays, *f)`` reads the output (on copies), where
-    ``s``, ``a`` and ``f`` are the point's entries of ``start_columns``, ``advance_columns``
-    and ``finish_columns``.  ``steps`` is the column of step counts (truncated to integers)
-    or a fixed count.  Points that share ``s`` and ``a`` share one
-    trajectory, visited in increasing step order.
+    ``program(counts, points, wanted, *trajectory)`` returns one row of outputs (one column
+    per item of ``items``) per count; ``columns`` maps every argument of the named items to a
+    1-D array of length ``n``.  ``steps`` is the argument that counts the steps (truncated to
+    an integer) or a fixed count.  A point argument that none of the named items takes is 0
+    (its items are not wanted).
     """
-    n = finish_columns[0].shape[0]
-    out = np.empty(n)
+    wanted = np.array([item in names for item in items])
+    points = np.zeros((n, len(point_args)))
+    for k, a in enumerate(point_args):
+        if a in columns:
+            points[:, k] = columns[a]
     counts = (np.full(n, steps, dtype=np.int64) if isinstance(steps, int)
-              else np.asarray(steps).astype(np.int64))
-    keys = list(zip(*(np.asarray(c).tolist() for c in (*start_columns, *advance_columns)),
-                    strict=True)) if (start_columns or advance_columns) else [()] * n
+              else np.asarray(columns[steps]).astype(np.int64))
+    keys = (list(zip(*(np.asarray(columns[a], dtype=float).tolist() for a in trajectory_args),
+                     strict=True)) if trajectory_args else [()] * n)
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(keys):
         groups.setdefault(key, []).append(i)
-    split = len(start_columns)
+    out = np.empty((n, len(items)))
     for key, members in groups.items():
-        members.sort(key=counts.__getitem__)
-        arrays = start(*key[:split])
-        done = 0
-        for i in members:
-            if counts[i] > done:
-                advance(arrays, int(counts[i] - done), *key[split:])
-                done = int(counts[i])
-            out[i] = finish(arrays, *(c[i] for c in finish_columns))
-    return out
+        rows = np.array(sorted(members, key=counts.__getitem__), dtype=np.int64)
+        out[rows] = program(np.ascontiguousarray(counts[rows]),
+                            np.ascontiguousarray(points[rows]), wanted, *key)
+    return {name: out[:, items.index(name)] for name in names}

@@ -95,8 +95,7 @@ class KernelPrinter:
         self._needs_band_solver = False
         self._saddle_helpers: dict[tuple, str] = {}
         self._array_constants: list[str] = []
-        self._array_helpers: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
-        self._array_programs: dict[str, tuple[str, ...]] = {}
+        self._array_helpers: dict[str, str] = {}
         self._needs_program_grid = False
         self._needs_eigenvalue = False
         generated = {f"{i.name}{s}" for i in fs.items
@@ -655,124 +654,130 @@ class KernelPrinter:
                                 f"{scale}np.dot({left}, {right})"]
 
     def _emit_ArrayProgram(self, item: ArrayProgram, args: tuple[str, ...]) -> str:
-        """Compiled pieces and plain-Python kernels around them.
+        """One compiled ``_program_N`` per program (items with the same constants, arrays,
+        set-up, steps and body share it) and plain-Python kernels per item around it.
 
-        Shared by every item with the same constants, arrays, set-up and body:
-        ``_program_N_start`` (njit: allocation and set-up; returns the arrays) and
-        ``_program_N_advance`` (njit: the body repeated a given number of times, in place),
-        with ``_program_N`` (Python: start, then advance by the item's steps).  Per item:
-        ``_<name>_finish`` (njit: ``finish`` and ``output`` on fresh copies of the arrays), and
-        plain-Python ``name``/``name_grid``/``name_grid_serial``.  The grid kernels run one
-        trajectory per setting of the program's other arguments and record the output at
-        every requested step on the way (:func:`codegen.drivers.program_grid`).  A compiled
-        kernel calling the program would make numba link and re-optimise the whole program
-        into every caller (2-4 s per kernel, measured); the Python calls cost microseconds
-        against a program's milliseconds.
+        ``_program_N(_counts, _points, _wanted, *trajectory)`` allocates the arrays, runs the
+        set-up, then the body up to each of the sorted step counts ``_counts`` and there
+        computes the outputs of the wanted items (``finish`` on fresh copies of the arrays it
+        writes, then ``output``) at that point's arguments ``_points[i]``: a sweep over the
+        steps is one trajectory.  ``_program_N_grid(names, columns)`` (Python,
+        :func:`codegen.drivers.program_grid`) runs one trajectory per setting of the
+        trajectory arguments for any items of the program at once; ``name``, ``name_grid``
+        and ``name_grid_serial`` call it.  Items that share a finish share its code.
         """
         for other in self.fs.items:
             if item.name in self.fs.dependencies(other):
                 raise CodegenError(f"{other.name} uses the array program {item.name}: array "
                                    "programs are called from Python only")
-        names = self.names(item)
-        shapes = item.shapes()
-        arrays = {name: f"_a_{name}" for name in shapes}
-        everything = [*(c.name for c in item.constants), *(n for n, _ in item.arrays)]
-        unpack = f"    ({', '.join(arrays[n] for n in everything)},) = _arrays"
-        blocks = []
         key = canonical((item.constants, item.arrays, item.setup, item.steps, item.body))
+        blocks = []
         if key not in self._array_helpers:
             helper = f"_program_{len(self._array_helpers)}"
-            start_args, start_deps = self._program_arguments(item, item.setup)
-            advance_args, advance_deps = self._program_arguments(item, item.body)
-            self._array_helpers[key] = (helper, start_args, advance_args)
-            lines = [NJIT, f"def {helper}_start({', '.join(start_args)}):",
-                     f'    """Arrays and set-up of {item.name} (and of every item with the '
-                     'same program)."""']
-            lines += self.dependency_lines(start_deps, "    ")
-            for c in item.constants:
-                const = f"_K_{helper}_{c.name}"
-                values = ", ".join(repr(float(v)) for v in c.values)
-                self._array_constants.append(
-                    f"{const} = np.array([{values}], dtype=np.float64)"
-                    f".reshape({tuple(c.shape)!r})")
-                lines.append(f"    {arrays[c.name]} = {const}")
-            for name, shape in item.arrays:
-                lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
-            for st in item.setup:
-                lines += self._statement_lines(st, names, arrays, "    ", shapes)
-            lines.append(f"    return ({', '.join(arrays[n] for n in everything)},)")
-            blocks.append("\n".join(lines))
-            signature = ", ".join(["_arrays", "_count", *advance_args])
-            lines = [NJIT, f"def {helper}_advance({signature}):",
-                     f'    """_count steps of the body of {item.name}, in place."""', unpack]
-            lines += self.dependency_lines(advance_deps, "    ")
-            lines.append("    for _step in range(_count):")
-            for st in item.body:
-                lines += self._statement_lines(st, names, arrays, "        ", shapes)
-            blocks.append("\n".join(lines))
-            steps = NumbaExpressionPrinter(names).doprint(item.steps)
-            program_args = tuple(p.name for p in self.fs.params
-                                 if p.name in {*start_args, *advance_args,
-                                               *(s.name for s in item.steps.free_symbols)})
-            blocks.append("\n".join([
-                f"def {helper}({', '.join(program_args)}):",
-                f'    """The arrays of {item.name} after {sp.sstr(item.steps)} steps."""',
-                f"    _arrays = {helper}_start({', '.join(start_args)})",
-                f"    {helper}_advance({', '.join(['_arrays', f'int({steps})', *advance_args])})",
-                "    return _arrays"]))
-            self._array_programs[helper] = program_args
-        helper, start_args, advance_args = self._array_helpers[key]
-        finish = [NJIT, f"def _{item.name}_finish({', '.join(['_arrays', *args])}):",
-                  f'    """finish and output of {item.name} on the arrays of {helper}."""',
-                  unpack]
-        finish += self.dependency_lines(self.fs.dependencies(item), "    ")
-        # the program's arrays are shared by every call (the grid records several steps of one
-        # trajectory): finish writes into fresh arrays (zeros, or a copy of a program array)
-        before = {st.target.func.__name__ for st in (*item.setup, *item.body)}
-        for name in dict.fromkeys(st.target.func.__name__ for st in item.finish):
-            fresh = f"{arrays[name]}.copy()" if name in before else \
-                f"np.zeros({shapes[name]!r})"
-            finish.append(f"    {arrays[name]} = {fresh}")
-        for st in item.finish:
-            finish += self._statement_lines(st, names, arrays, "    ", shapes)
-        temps, (value,) = print_assignments([item.output], names, "    ", "_o", arrays)
-        blocks.append("\n".join(finish + temps + [f"    return {value}"]))
+            members = [i for i in self.fs.items if isinstance(i, ArrayProgram) and canonical(
+                (i.constants, i.arrays, i.setup, i.steps, i.body)) == key]
+            self._array_helpers[key] = helper
+            blocks.append(self._program_function(helper, members))
+        helper = self._array_helpers[key]
+        self._needs_program_grid = True
         doc = f"{item.meaning}\n\n    Reference: {item.ref}\n    Arguments: ({', '.join(args)})"
-        call_args = ", ".join(args)
-        program_args = self._array_programs[helper]
+        columns = "{" + ", ".join(f'"{a}": {a}' for a in args) + "}"
+        scalars = "{" + ", ".join(f'"{a}": np.array([float({a})])' for a in args) + "}"
         blocks.append("\n".join([
-            f"def {item.name}({call_args}):",
+            f"def {item.name}({', '.join(args)}):",
             f'    """{doc}"""',
-            f"    return _{item.name}_finish({helper}({', '.join(program_args)})"
-            f"{', ' if args else ''}{call_args})"]))
-        if isinstance(item.steps, sp.Symbol):
-            steps_column = item.steps.name
-        else:
-            steps_column = str(int(item.steps))
+            f'    return float({helper}_grid(("{item.name}",), {scalars}, 1)'
+            f'["{item.name}"][0])']))
         for suffix in ("_grid", "_grid_serial"):
-            if not args:
-                blocks.append(_constant_grid(item.name, suffix))
-                continue
+            signature = ", ".join(args) if args else "_n"
+            size = f"{args[0]}.shape[0]" if args else "_n"
             blocks.append("\n".join([
-                f"def {item.name}{suffix}({call_args}):",
+                f"def {item.name}{suffix}({signature}):",
                 f'    """{item.name} at every grid point (1-D arrays of equal length): one '
                 'trajectory per setting of the other arguments, recorded at every step asked."""',
-                f"    return _program_grid({helper}_start, {helper}_advance, _{item.name}_finish, "
-                f"({''.join(f'{a}, ' for a in start_args)}), "
-                f"({''.join(f'{a}, ' for a in advance_args)}), {steps_column}, "
-                f"({''.join(f'{a}, ' for a in args)}))"]))
-        self._needs_program_grid = True
+                f'    return {helper}_grid(("{item.name}",), {columns}, {size})'
+                f'["{item.name}"]']))
         return "\n\n\n".join(blocks)
 
-    def _program_arguments(self, item: ArrayProgram, statements
-                           ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Parameters (in parameter order) and items that ``statements`` use."""
-        used = {s.name for st in statements for v in (st.target, st.value)
-                for s in sp.sympify(v).free_symbols}
-        deps = self.dependencies_in([sp.Symbol(n) for n in used], self.fs.dependencies(item))
-        for d in deps:
+    def _program_function(self, helper: str, members: list[ArrayProgram]) -> str:
+        """``_program_N`` (njit) and ``_program_N_grid`` (Python) of the items ``members``."""
+        first = members[0]
+        names = self.names(first)
+        shapes = first.shapes()
+        arrays = {name: f"_a_{name}" for name in shapes}
+        deps = tuple(dict.fromkeys(d for m in members for d in self.fs.dependencies(m)))
+        trajectory, trajectory_deps = self._used_parameters(
+            [v for st in (*first.setup, *first.body) for v in (st.target, st.value)], deps)
+        point = tuple(p.name for p in self.fs.params if p.name not in trajectory and any(
+            p.name in self.fs.arguments(m.name) for m in members))
+        signature = ", ".join(["_counts", "_points", "_wanted", *trajectory])
+        lines = [NJIT, f"def {helper}({signature}):",
+                 f'    """Set-up of {", ".join(m.name for m in members)}, then the body up to '
+                 "every count of _counts (sorted), and the wanted outputs there at the point's "
+                 f'arguments _points[i] = ({", ".join(point)})."""']
+        lines += self.dependency_lines(trajectory_deps, "    ")
+        for c in first.constants:
+            const = f"_K_{helper}_{c.name}"
+            values = ", ".join(repr(float(v)) for v in c.values)
+            self._array_constants.append(
+                f"{const} = np.array([{values}], dtype=np.float64).reshape({tuple(c.shape)!r})")
+            lines.append(f"    {arrays[c.name]} = {const}")
+        for name, shape in first.arrays:
+            lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
+        for st in first.setup:
+            lines += self._statement_lines(st, names, arrays, "    ", shapes)
+        lines += [f"    _out = np.full((_counts.shape[0], {len(members)}), np.nan)",
+                  "    _done = 0",
+                  "    for _i in range(_counts.shape[0]):",
+                  "        while _done < _counts[_i]:"]
+        for st in first.body:
+            lines += self._statement_lines(st, names, arrays, "            ", shapes)
+        lines.append("            _done += 1")
+        lines += [f"        {a} = _points[_i, {k}]" for k, a in enumerate(point)]
+        before = {st.target.func.__name__ for st in (*first.setup, *first.body)}
+        finishes: dict[str, list[int]] = {}
+        for k, m in enumerate(members):
+            finishes.setdefault(canonical(m.finish), []).append(k)
+        for b, columns in enumerate(finishes.values()):
+            finish = members[columns[0]].finish
+            wanted = " or ".join(f"_wanted[{k}]" for k in columns)
+            lines.append(f"        if {wanted}:")
+            # fresh arrays for what the finish writes: the trajectory goes on after it
+            local = dict(arrays)
+            for name in dict.fromkeys(st.target.func.__name__ for st in finish):
+                local[name] = f"_f{b}_{name}"
+                fresh = f"{arrays[name]}.copy()" if name in before else \
+                    f"np.zeros({shapes[name]!r})"
+                lines.append(f"            {local[name]} = {fresh}")
+            used = [m.output for m in members] + [v for st in finish
+                                                   for v in (st.target, st.value)]
+            lines += self.dependency_lines(self.dependencies_in(used, deps), "            ")
+            for st in finish:
+                lines += self._statement_lines(st, names, local, "            ", shapes)
+            for k in columns:
+                temps, (value,) = print_assignments([members[k].output], names,
+                                                    "                ", "_o", local)
+                lines += [f"            if _wanted[{k}]:", *temps,
+                          f"                _out[_i, {k}] = {value}"]
+        lines.append("    return _out")
+        steps = (f'"{first.steps.name}"' if isinstance(first.steps, sp.Symbol)
+                 else str(int(first.steps)))
+        grid = "\n".join([
+            f"def {helper}_grid(_names, _columns, _n):",
+            f'    """The items _names of {helper} at _n points (_columns: argument -> 1-D array);'
+            ' one trajectory per setting of its trajectory arguments."""',
+            f"    return _program_grid({helper}, {tuple(m.name for m in members)!r}, "
+            f"{point!r}, {trajectory!r}, {steps}, _names, _columns, _n)"])
+        return "\n".join(lines) + "\n\n\n" + grid
+
+    def _used_parameters(self, exprs, deps: tuple[str, ...]
+                         ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """Parameters (in parameter order) and items of ``deps`` that ``exprs`` use."""
+        used = {s.name for v in exprs for s in sp.sympify(v).free_symbols}
+        items = self.dependencies_in([sp.Symbol(n) for n in used], deps)
+        for d in items:
             used.update(self.fs.arguments(d))
-        return tuple(p.name for p in self.fs.params if p.name in used), deps
+        return tuple(p.name for p in self.fs.params if p.name in used), items
 
     # -- path saddle -----------------------------------------------------------------
     def _emit_PathSaddle(self, item: PathSaddle, args: tuple[str, ...]) -> str:

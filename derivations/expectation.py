@@ -567,37 +567,39 @@ def order3_items(program, n: int, P: int) -> list[Item]:
     arrays = (state + mom_arrays + step_arrays + s_arrays + t_arrays + tv_arrays + v_arrays
               + stat_arrays
               + [("Ef", (1,)), ("loss", (1,)), ("trace", (1,)), ("trace_mean", (1,))])
-    body = moments + s_body + step
+    # the moments (and lambda_max) of the state are computed where the state is made: in the
+    # set-up for step 0 and after every step, so that the finishes read them
+    setup, body = s_setup + moments + s_body, step + moments + s_body
     outputs = t_coeff + t_var + [
         st(E("Ef", zero), E("c0_test", zero) + E("tr_test", zero) / 2, [],
            meaning="E f = c_0 + tr(C_2 S)/2")]
-    loss = moments + train_var + [
+    loss = train_var + [
         st(E("loss", zero), (E("rho", k)**2 + E("var_train", k)) / 2, [(k, n)], True,
            "E L = 1/2 sum_i [(E r_i)^2 + Var r_i]")]
-    trace = moments + [st(E("trace", zero), E("K", p, p), [(p, P)], True, "tr K-bar")]
-    at_mean = moments + [
+    trace = [st(E("trace", zero), E("K", p, p), [(p, P)], True, "tr K-bar")]
+    at_mean = [
         st(E("trace_mean", zero), E("c1_train", k, p)**2
            + E("c0_train", k) * E("C2_train", k, p, p), [(k, n), (p, P)], True,
            "tr Hessian of L^(3) at m = sum_i [|c_1|^2 + c_0 tr C_2]")]
     order = "order 3, Gaussian closure of the cubic model"
     return [
-        program("mean_output", arrays, s_setup, body, outputs, E("Ef", zero),
+        program("mean_output", arrays, setup, body, outputs, E("Ef", zero),
                 f"E f_t(x) at test input test_point after step updates ({order})", "5"),
-        program("output_variance", arrays, s_setup, body, outputs, E("var_test", zero),
+        program("output_variance", arrays, setup, body, outputs, E("var_test", zero),
                 f"Var f_t(x) at test input test_point after step updates ({order})", "5"),
-        program("stability_margin", arrays, s_setup, body, moments + s_body, E("margin", zero),
+        program("stability_margin", arrays, setup, body, [], E("margin", zero),
                 "min over the states s = 0..t of 2 - eta lambda_max(K-bar_s): the order-3 map "
                 "is stable while >= 0", "8.3"),
-        program("expected_loss", arrays, s_setup, body, loss, E("loss", zero),
+        program("expected_loss", arrays, setup, body, loss, E("loss", zero),
                 f"E L_t, the expected training loss after step updates ({order})", "5"),
-        program("loss_hessian_trace", arrays, s_setup, body, trace, E("trace", zero),
+        program("loss_hessian_trace", arrays, setup, body, trace, E("trace", zero),
                 "tr K-bar_t, the trace of the expected loss Hessian (order 3)", "5"),
-        program("mean_weights_hessian_trace", arrays, s_setup, body, at_mean,
+        program("mean_weights_hessian_trace", arrays, setup, body, at_mean,
                 E("trace_mean", zero),
                 "trace of the loss Hessian of the order-3 model at the mean weights m_t", "5"),
-        program("weight_mean_norm", arrays, s_setup, body, stats, sp.sqrt(E("mnorm", zero)),
+        program("weight_mean_norm", arrays, setup, body, stats, sp.sqrt(E("mnorm", zero)),
                 "|m_t|, the norm of the mean weight displacement (order 3)", "5"),
-        program("weight_variance_trace", arrays, s_setup, body, stats, E("trS", zero),
+        program("weight_variance_trace", arrays, setup, body, stats, E("trS", zero),
                 "tr S_t, the total variance of the weight displacement (order 3)", "5"),
     ]
 
@@ -738,21 +740,22 @@ def derive(spec: ModelSpec) -> FormulaSet:
         stat_arrays, stats = weight_statistics(P)
         arrays += s_arrays + stat_arrays
         stat_arrays = []
-        body = moments + s_body + step
+        # moments and lambda_max of the state where it is made (set-up, after every step)
+        setup, body = s_setup + moments + s_body, step + moments + s_body
         k, p, q = K_, P_, Q_
         items += [
-            program("mean_output", arrays, s_setup, body, at_test, E("Ef", zero),
+            program("mean_output", arrays, setup, body, at_test, E("Ef", zero),
                     "E f_t(x) at test input test_point after step updates (order 2, Gaussian "
                     "closure)", "4.3-4.4"),
-            program("stability_margin", arrays, s_setup, body, moments + s_body,
-                    E("margin", zero), "min over the states s = 0..t of 2 - eta "
-                    "lambda_max(K-bar_s): the order-2 map is stable while >= 0", "8.3"),
-            program("output_variance", arrays, s_setup, body, at_test, E("Varf", zero),
+            program("stability_margin", arrays, setup, body, [], E("margin", zero),
+                    "min over the states s = 0..t of 2 - eta lambda_max(K-bar_s): the order-2 "
+                    "map is stable while >= 0", "8.3"),
+            program("output_variance", arrays, setup, body, at_test, E("Varf", zero),
                     "Var f_t(x) at test input test_point after step updates (order 2, "
                     "Gaussian closure)", "4.3-4.4"),
         ]
         extra: list = []
-        final = moments + [
+        final = [
             st(E("loss", zero), E("rho", k)**2 / 2, [(k, n)], True),
             st(E("loss", zero), E("grad", k, p) * E("S", p, q) * E("grad", k, q) / 2
                + E("HS", k, p, q) * E("HS", k, q, p) / 4, [(k, n), (p, P), (q, P)], True,
@@ -773,21 +776,21 @@ def derive(spec: ModelSpec) -> FormulaSet:
         ratio = [sp.Piecewise((E("closure", kk) / E("linear", kk), E("closure", kk) > 0),
                               (0, True)) for kk in range(n)]
         items += [
-            program("expected_loss", arrays + extra, s_setup, body, final, E("loss", zero),
+            program("expected_loss", arrays + extra, setup, body, final, E("loss", zero),
                     "E L_t, the expected training loss after step updates (order 2)", "4.4"),
-            program("loss_hessian_trace", arrays + extra, s_setup, body, final, E("trace", zero),
+            program("loss_hessian_trace", arrays + extra, setup, body, final, E("trace", zero),
                     "tr K-bar_t, the trace of the expected loss Hessian (order 2)", "4.4"),
-            program("mean_weights_hessian_trace", arrays + extra, s_setup, body, final,
+            program("mean_weights_hessian_trace", arrays + extra, setup, body, final,
                     E("trace_mean", zero),
                     "trace of the loss Hessian of the order-2 model at the mean weights m_t "
                     "(the noise flattens it, section 4.5)", "4.4"),
-            program("weight_mean_norm", arrays + stat_arrays, s_setup, body, stats,
+            program("weight_mean_norm", arrays + stat_arrays, setup, body, stats,
                     sp.sqrt(E("mnorm", zero)), "|m_t|, the norm of the mean weight "
                     "displacement (order 2)", "4.3"),
-            program("weight_variance_trace", arrays + stat_arrays, s_setup, body, stats,
+            program("weight_variance_trace", arrays + stat_arrays, setup, body, stats,
                     E("trS", zero), "tr S_t, the total variance of the weight displacement "
                     "(order 2)", "4.3"),
-            program("closure_indicator", arrays + extra, s_setup, body, final,
+            program("closure_indicator", arrays + extra, setup, body, final,
                     sp.Max(*ratio) if n > 1 else ratio[0],
                     "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i): warn above 0.1 (the "
                     "Gaussian closure over-spreads training outputs); 0 where tr(H_i S H_i S) "

@@ -226,6 +226,10 @@ class Schema:
     validate: Callable[[str, dict[str, Any]], None] | None = None
     #: keys whose change needs a fresh derivation (all of them, for now)
     structural: tuple[str, ...] = ()
+    #: ``complete(source, values, overrides)``: the overrides of top-level keys with the keys
+    #: that follow from them (e.g. equal widths repeated to a new depth), or a ModelError that
+    #: says which key to give too
+    complete: Callable[[str, Mapping[str, Any], dict[str, Any]], dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -253,9 +257,15 @@ class ModelSpec:
         return json.dumps({"family": self.family, **_plain(self.values)}, sort_keys=True)
 
     def with_values(self, overrides: Mapping[str, Any], source: str | None = None) -> ModelSpec:
-        """A re-validated copy with some top-level keys replaced."""
+        """A re-validated copy with some top-level keys replaced (and the keys that follow from
+        them, by the family's ``Schema.complete``)."""
+        source = source or self.source
+        overrides = dict(overrides)
+        complete = _schemas()[self.family].complete
+        if complete is not None:
+            overrides = complete(source, self.values, overrides)
         raw = {"family": self.family, **_plain(self.values), **overrides}
-        return parse_model(raw, source or self.source)
+        return parse_model(raw, source)
 
     def with_cross_checks(self) -> ModelSpec:
         """This model after the family's cross-key checks (raises ModelError)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .model import (
@@ -77,6 +78,28 @@ def _validate_weight_decay(source: str, values: dict[str, Any]) -> None:
                          "a list of d numbers, not all zero", show_value=False)
 
 
+def _complete_weight_decay(source: str, values: Mapping[str, Any],
+                           overrides: dict[str, Any]) -> dict[str, Any]:
+    """A new ``depth`` repeats equal ``widths`` (and an equal per-layer ``weight_decay``)."""
+    out = dict(overrides)
+    if "depth" not in out:
+        return out
+    depth = out["depth"]
+    widths, decay = values["widths"], values["weight_decay"]
+    if "widths" not in out:
+        if len(set(widths)) != 1:
+            raise ModelError(source, "depth", f"the model's widths {list(widths)} are not all "
+                             "equal", f"give widths too (a list of {depth}), e.g. --set "
+                             f"widths={','.join(str(widths[0]) for _ in range(depth))}", depth)
+        out["widths"] = [widths[0]] * depth
+    if isinstance(decay, tuple) and "weight_decay" not in out:
+        if len(set(decay)) != 1:
+            raise ModelError(source, "depth", "the model has per-layer weight decays",
+                             f"give weight_decay too (a list of {depth + 1})", depth)
+        out["weight_decay"] = [decay[0]] * (depth + 1)
+    return out
+
+
 WEIGHT_DECAY = Schema(
     keys={
         "description": Key(text(), "free text"),
@@ -100,6 +123,7 @@ WEIGHT_DECAY = Schema(
         }
     },
     validate=_validate_weight_decay,
+    complete=_complete_weight_decay,
 )
 
 def _validate_large_deviation(source: str, values: dict[str, Any]) -> None:
@@ -192,6 +216,17 @@ def _validate_expectation(source: str, values: dict[str, Any]) -> None:
                          show_value=False)
 
 
+def _complete_expectation(source: str, values: Mapping[str, Any],
+                          overrides: dict[str, Any]) -> dict[str, Any]:
+    """Explicit initial weights fix the widths: a change of widths needs ``[init] seed``."""
+    if "widths" in overrides and "hidden_weights" in values["init"] and tuple(
+            overrides["widths"]) != tuple(values["widths"]):
+        raise ModelError(source, "widths", "the model's [init] gives explicit weights for "
+                         f"widths {list(values['widths'])}", "a model file with [init] seed = "
+                         "N (random initial weights of any widths)", list(overrides["widths"]))
+    return dict(overrides)
+
+
 EXPECTATION = Schema(
     keys={
         "description": Key(text(), "free text"),
@@ -221,6 +256,7 @@ EXPECTATION = Schema(
         },
     },
     validate=_validate_expectation,
+    complete=_complete_expectation,
 )
 
 SCHEMAS: dict[str, Schema] = {

@@ -7,6 +7,8 @@ Every error from bad input is one line on stderr and exit status 2; no traceback
 from __future__ import annotations
 
 import argparse
+import functools
+import math
 import os
 import sys
 from pathlib import Path
@@ -93,15 +95,36 @@ def _split_sets(build_, assignments: list[str], option: str = "--set"):
         label = f"{option} {text}"
         if name in build_.params:
             params[name] = parse_number(value, label)
-        elif name in schema_keys and isinstance(build_.spec.get(name), str):
-            structural[name] = value  # a text key (activation, perturbation): validated below
         elif name in schema_keys:
-            number = parse_number(value, label)
-            structural[name] = int(number) if number.is_integer() else number
+            structural[name] = parse_key_value(build_.spec.get(name), value, label)
         else:
             raise UsageError(f"{label}: unknown parameter {name!r}; allowed: "
                              + ", ".join(dict.fromkeys([*build_.params, *sorted(schema_keys)])))
     return params, structural
+
+
+def parse_key_value(current, text: str, label: str):
+    """The value of a top-level model key given on the command line, of the kind of its
+    current value: text as it is, a list as ``4,2,2`` (or ``[4,2,2]``), else a number
+    (a whole number as an int).  The model's schema validates it."""
+    from .session import parse_number
+
+    def number(piece: str):
+        value = parse_number(piece.strip(), label)
+        return int(value) if value.is_integer() else value
+
+    if isinstance(current, str):
+        return text
+    if isinstance(current, tuple):
+        if any(isinstance(v, tuple) for v in current):
+            raise UsageError(f"{label}: a list of lists; allowed: edit it in the model file")
+        pieces = [p for p in text.strip().removeprefix("[").removesuffix("]").split(",")
+                  if p.strip()]
+        if not pieces:
+            raise UsageError(f"{label}: an empty list; allowed: numbers separated by commas, "
+                             "e.g. 4,2,2")
+        return [number(p) for p in pieces]
+    return number(text)
 
 
 def _schema_keys(family: str) -> set[str]:
@@ -119,6 +142,26 @@ def _resolve_build(model: str, sets: list[str]):
         b = build(apply_structural(b.spec, structural, "--set"), on_derive=_say_deriving)
         params = {k: v for k, v in params.items() if k not in structural}
     return b, params
+
+
+def _structural_variants(b, structural: list[str], grid: dict, quantities: list[str],
+                         fixed: dict):
+    """The build and request of every combination of the model-key axes of ``--grid``."""
+    import itertools
+
+    from .evaluate import make_request
+    from .session import apply_structural, build
+
+    params = {a: v for a, v in grid.items() if a not in structural}
+    variants = {}
+    for combo in itertools.product(*(grid[a] for a in structural)):
+        overrides = {a: int(v) if float(v).is_integer() else float(v)
+                     for a, v in zip(structural, combo, strict=True)}
+        label = "--grid " + ", ".join(f"{a}={v}" for a, v in overrides.items())
+        variant = build(apply_structural(b.spec, overrides, label), on_derive=_say_deriving)
+        variants[tuple(float(v) for v in combo)] = (
+            variant, make_request(variant, quantities, fixed, params))
+    return variants
 
 
 def _say_deriving(spec) -> None:
@@ -159,25 +202,32 @@ def cmd_latex(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import (
+        MAX_TABLE_POINTS,
+        Request,
+        atomic_output,
         check_output_path,
-        csv_text,
-        evaluate,
-        format_table,
+        format_bytes,
         make_request,
         parse_assignment,
         parse_grid_values,
         plot,
-        write_csv,
+        sweep,
+        table_bytes,
     )
 
     b, fixed = _resolve_build(args.model, args.set)
-    grid = {}
+    grid, structural = {}, []
+    keys = _schema_keys(b.spec.family)
     for text in args.grid:
         name, value = parse_assignment(text, "--grid")
         if name in grid:
             raise UsageError(f"--grid {text}: {name} given twice; allowed: one axis per name")
+        if name not in b.params and name in keys:
+            if isinstance(b.spec.get(name), str | tuple):
+                raise UsageError(f"--grid {text}: {name} is a text or list key of the model; "
+                                 f"allowed: one value with --set {name}=VALUE")
+            structural.append(name)
         grid[name] = parse_grid_values(name, value)
-    request = make_request(b, args.quantities, fixed, grid)
     to_stdout = args.csv is not None and str(args.csv) == "-"
     if args.csv and not to_stdout:
         check_output_path(args.csv, "--csv")
@@ -186,17 +236,34 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if not 1 <= len(grid) <= 2:
             raise UsageError(f"--plot {args.plot}: {len(grid)} --grid axes; allowed: one or "
                              "two --grid axes, e.g. --grid NAME=A:B:N")
+    points = math.prod(len(axis) for axis in grid.values())
+    if (args.plot or not args.csv) and points > MAX_TABLE_POINTS:
+        size = format_bytes(table_bytes(points, len(grid) + len(args.quantities)))
+        raise UsageError(f"--grid: {points} points (about {size} as a table); allowed: at "
+                         f"most {MAX_TABLE_POINTS} points for a printed table or a plot; write "
+                         "a larger sweep to a file with --csv FILE (streamed in chunks, "
+                         "without --plot)")
+    if structural:
+        variants = _structural_variants(b, structural, grid, args.quantities, fixed)
+        request = Request(list(args.quantities), {}, grid, tuple(structural))
+    else:
+        variants = None
+        request = make_request(b, args.quantities, fixed, grid)
     parallel = {"auto": None, "yes": True, "no": False}[args.parallel]
-    points, results = evaluate(b, request, parallel=parallel)
-    if not to_stdout:  # with --csv - stdout carries the CSV only
-        print(format_table(points, results))
-    if to_stdout:
-        sys.stdout.write(csv_text(points, results))
+    run = functools.partial(sweep, b, request, parallel=parallel, keep=bool(args.plot),
+                            variants=variants)
+    if to_stdout:  # stdout carries the CSV only
+        _, points_, results = run(sys.stdout)
     elif args.csv:
-        write_csv(args.csv, points, results)
-        print(f"wrote {args.csv}", file=sys.stderr)
+        with atomic_output(args.csv, "--csv") as tmp, tmp.open("w") as out:
+            preview, points_, results = run(out)
+        print(preview.table())
+        print(f"wrote {args.csv} ({preview.rows} rows)", file=sys.stderr)
+    else:
+        preview, points_, results = run(None)
+        print(preview.table())
     if args.plot:
-        plot(args.plot, request, points, results, title=f"model {b.spec.stem}")
+        plot(args.plot, request, points_, results, title=f"model {b.spec.stem}")
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import tempfile
@@ -11,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -21,8 +20,19 @@ from .session import Build, UsageError, check_value, parse_number
 
 #: Below this many points the single-core grid kernel is used (parallel start-up costs more).
 PARALLEL_THRESHOLD = 20_000
-#: Sweeps larger than this are evaluated in chunks, with a progress bar on a terminal.
+#: Grid points evaluated at a time (a progress bar on a terminal when there are several
+#: chunks): the memory of a sweep is bounded whatever its size.
 CHUNK = 50_000
+#: Kernels that compute whole curves (or trajectories) get every point of a curve in one chunk,
+#: unless a curve's points span more rows than this (then a curve may be computed twice).
+MAX_CURVE_ROWS = 2_000_000
+#: Points of one --grid axis, of a whole grid, and of a grid held in memory (the table that
+#: eval prints, a plot): larger sweeps stream to ``--csv`` chunk by chunk.
+MAX_AXIS_POINTS = 10_000_000
+MAX_GRID_POINTS = 1_000_000_000
+MAX_TABLE_POINTS = 1_000_000
+#: Bytes per value of a grid held in memory (float64).
+BYTES_PER_VALUE = 8
 
 
 def parse_assignment(text: str, option: str) -> tuple[str, str]:
@@ -50,22 +60,36 @@ def parse_grid_values(name: str, text: str) -> np.ndarray:
                              f"allowed: {allowed}") from None
         if num < 1:
             raise UsageError(f"{label}: empty grid (NUM = {num}); allowed: {allowed}")
-        if num > 50_000_000:
-            raise UsageError(f"{label}: {num} points is too many; allowed: NUM <= 50000000")
+        if num > MAX_AXIS_POINTS:
+            raise UsageError(f"{label}: {num} points is too many; allowed: NUM <= "
+                             f"{MAX_AXIS_POINTS} (several --grid axes make larger sweeps)")
         return np.linspace(start, stop, num)
     values = [v for v in text.split(",") if v.strip()]
     if not values:
         raise UsageError(f"{label}: empty grid; allowed: {allowed}")
+    if len(values) > MAX_AXIS_POINTS:
+        raise UsageError(f"{label}: {len(values)} values is too many; allowed: at most "
+                         f"{MAX_AXIS_POINTS}")
     return np.array([parse_number(v.strip(), label) for v in values])
 
 
 @dataclass
 class Request:
-    """What to evaluate: quantities, fixed values and grid axes (in the order given)."""
+    """What to evaluate: quantities, fixed values and grid axes (in the order given).
+
+    ``structural`` names the grid axes that are model keys rather than kernel parameters
+    (e.g. ``depth`` of a weight-decay model): every combination of their values is a model of
+    its own, with a build and a request of its own (``variants`` of :func:`evaluate_chunks`).
+    """
 
     quantities: list[str]
     fixed: dict[str, float]
     grid: dict[str, np.ndarray]
+    structural: tuple[str, ...] = ()
+
+
+#: (values of the structural axes) -> the build of that model and the request of its points
+Variants = Mapping[tuple[float, ...], tuple[Build, Request]]
 
 
 def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, float],
@@ -88,9 +112,12 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
         raise UsageError(f"parameter {sorted(both)[0]!r}: given with both --set and --grid; "
                          "allowed: one of them")
     values = {n: check_value(build, n, v, f"--set {n}") for n, v in fixed.items()}
+    points = math.prod(len(axis) for axis in grid.values())
+    if points > MAX_GRID_POINTS:
+        raise UsageError(f"--grid: {points} points (the product of the axes); allowed: at most "
+                         f"{MAX_GRID_POINTS} per sweep (split it into several sweeps)")
     for n, axis in grid.items():
-        for v in axis:
-            check_value(build, n, float(v), f"--grid {n}")
+        check_values(build, n, np.asarray(axis, dtype=float), f"--grid {n}")
     for q in quantities:
         for arg in build.item(q)["arguments"]:
             if arg in values or arg in grid:
@@ -107,7 +134,8 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
 
 
 def check_constraints(build: Build, request: Request, given: Mapping[str, float]) -> None:
-    """Every constraint of the FormulaSet (an item that must be >= 0) at every grid point.
+    """Every constraint of the FormulaSet (an item that must be >= 0) at every grid point,
+    chunk by chunk.
 
     The values not on the grid are those of the request, else the parameter defaults.
     """
@@ -115,20 +143,23 @@ def check_constraints(build: Build, request: Request, given: Mapping[str, float]
     if not constraints:
         return
     params = build.params
-    points = grid_points(request)
-    n = next(iter(points.values())).size if points else 1
-    kernels = build.kernels()
-    for constraint in constraints:
-        name = constraint["item"]
-        args = build.item(name)["arguments"]
-        arrays = [points[a] if a in points else np.full(
-            n, float(request.fixed.get(a, params[a]["default"]))) for a in args]
-        margin = getattr(kernels, name + "_grid_serial")(*arrays) if args else np.full(
-            n, getattr(kernels, name)())
-        bad = ~(margin >= -1e-12 * (1 + np.abs(margin)))
-        if bad.any():
+    names = [c["item"] for c in constraints]
+    needed = {a for n in names for a in build.item(n)["arguments"]}
+    fixed = {a: float(request.fixed.get(a, params[a]["default"])) for a in needed
+             if a not in request.grid}
+    grid = {a: v for a, v in request.grid.items() if a in needed}
+    check = Request(names, fixed, grid)
+    for points, margins in evaluate_chunks(build, check, parallel=False, label="checking"):
+        for constraint in constraints:
+            name = constraint["item"]
+            margin = margins[name]
+            bad = ~(margin >= -1e-12 * (1 + np.abs(margin)))
+            if not bad.any():
+                continue
             i = int(np.argmax(bad))
-            at = ", ".join(f"{a} = {float(arr[i])!r}" for a, arr in zip(args, arrays, strict=True))
+            args = build.item(name)["arguments"]
+            at = ", ".join(f"{a} = {_echo(build, a, points[a][i] if a in points else fixed[a])}"
+                           for a in args)
             options = [f"--grid {a}" if a in points else f"--set {a}" for a in args
                        if a in points or a in given] or [build.spec.source]
             raise UsageError(f"{', '.join(options)}: violates {constraint['meaning']} at "
@@ -136,52 +167,126 @@ def check_constraints(build: Build, request: Request, given: Mapping[str, float]
                              f"{name} >= 0")
 
 
+def _echo(build: Build, name: str, value: float) -> str:
+    """A parameter value as the user would write it (integers without a decimal point)."""
+    value = float(value)
+    if build.params[name]["integer"] and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def check_values(build: Build, name: str, values: np.ndarray, label: str) -> None:
+    """Every entry of ``values`` finite and in parameter ``name``'s domain (vectorised)."""
+    p = build.params[name]
+    lower_ok = values >= p["lower"] if p["lower_closed"] else values > p["lower"]
+    upper_ok = values <= p["upper"] if p["upper_closed"] else values < p["upper"]
+    ok = np.isfinite(values) & lower_ok & upper_ok
+    if p["integer"]:
+        ok &= values == np.round(values)
+    if not ok.all():
+        check_value(build, name, float(values[int(np.argmin(ok))]), label)
+
+
+def grid_size(request: Request) -> int:
+    """Number of grid points (1 without a grid)."""
+    return math.prod(len(axis) for axis in request.grid.values())
+
+
 def grid_points(request: Request) -> dict[str, np.ndarray]:
     """Flattened Cartesian product of the grid axes (first axis varies slowest)."""
     if not request.grid:
         return {}
-    mesh = np.meshgrid(*request.grid.values(), indexing="ij")
-    return {n: np.ascontiguousarray(m.ravel(), dtype=float)
-            for n, m in zip(request.grid, mesh, strict=True)}
+    return chunk_points(request, 0, grid_size(request))
 
 
-def evaluate(build: Build, request: Request, parallel: bool | None = None
-             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Grid columns and quantity columns, each a 1-D array with one entry per grid point."""
-    kernels = build.kernels()
-    points = grid_points(request)
-    n = next(iter(points.values())).size if points else 1
+def chunk_points(request: Request, lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Rows ``lo..hi-1`` of :func:`grid_points`, without building the whole product."""
+    if not request.grid:
+        return {}
+    shape = tuple(len(axis) for axis in request.grid.values())
+    indices = np.unravel_index(np.arange(lo, hi), shape)
+    return {n: np.ascontiguousarray(np.asarray(axis, dtype=float)[i])
+            for (n, axis), i in zip(request.grid.items(), indices, strict=True)}
+
+
+def chunk_bounds(request: Request, items: Sequence[Mapping]) -> list[tuple[int, int]]:
+    """Row ranges of the chunks of a sweep, in grid order.
+
+    A kernel that computes whole curves in one variable (``curve_variable`` of the manifest)
+    computes one curve per setting of its other grid arguments.  The points of one curve vary
+    in every axis that is not such an argument; in grid order (first axis slowest) they lie in
+    one block of ``prod(lengths[j:])`` rows, ``j`` the first of those axes, so chunks are whole
+    blocks (unless a block exceeds :data:`MAX_CURVE_ROWS`).
+    """
+    n = grid_size(request)
+    names, lengths = list(request.grid), [len(a) for a in request.grid.values()]
+    block = 1
+    for item in items:
+        variable = item.get("curve_variable")
+        if variable not in request.grid:
+            continue
+        keys = {a for a in item["arguments"] if a in request.grid and a != variable}
+        first = min(k for k, name in enumerate(names) if name not in keys)
+        block = max(block, math.prod(lengths[first:]))
+    rows = CHUNK if block > MAX_CURVE_ROWS else max(1, CHUNK // block) * block
+    return [(lo, min(lo + rows, n)) for lo in range(0, n, rows)]
+
+
+def evaluate_chunks(build: Build, request: Request, parallel: bool | None = None,
+                    label: str = "evaluating", variants: Variants | None = None
+                    ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:
+    """Grid columns and quantity columns of consecutive chunks of the sweep, in grid order
+    (memory bounded by the chunk size).  The points of a structural combination (see
+    :class:`Request`) are evaluated by the kernels of its own build (``variants``)."""
+    n = grid_size(request)
     if parallel is None:
         parallel = n >= PARALLEL_THRESHOLD
+    suffix = "_grid" if parallel else "_grid_serial"
+    bounds = chunk_bounds(request, [build.item(q) for q in request.quantities])
+    for lo, hi in progress(bounds, total=len(bounds), desc=label) if len(bounds) > 1 else bounds:
+        points = chunk_points(request, lo, hi)
+        if not request.structural:
+            yield points, _evaluate_points(build, request, points, hi - lo, suffix)
+            continue
+        results = {q: np.empty(hi - lo) for q in request.quantities}
+        keys = np.stack([points[a] for a in request.structural], axis=1)
+        combos, members = np.unique(keys, axis=0, return_inverse=True)
+        for k, combo in enumerate(combos):
+            rows = np.flatnonzero(members.ravel() == k)
+            variant, sub = variants[tuple(combo.tolist())]
+            part = _evaluate_points(variant, sub, {a: points[a][rows] for a in sub.grid},
+                                    rows.size, suffix)
+            for q, column in part.items():
+                results[q][rows] = column
+        yield points, results
+
+
+def _evaluate_points(build: Build, request: Request, points: Mapping[str, np.ndarray], n: int,
+                     suffix: str) -> dict[str, np.ndarray]:
+    """Every quantity of ``request`` at the ``n`` points (grid kernels with ``suffix``)."""
+    kernels = build.kernels()
     results: dict[str, np.ndarray] = {}
-    chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
-    work = [(q, lo, hi) for q in request.quantities for lo, hi in chunks]
     for q in request.quantities:
+        item = build.item(q)
+        args = item["arguments"]
+        if not args:
+            results[q] = np.full(n, getattr(kernels, q)())
+            continue
+        order = _curve_order(item, points, n)
+        arrays = [points[a][order] if a in points else np.full(n, request.fixed[a])
+                  for a in args]
         results[q] = np.empty(n)
-    orders = {q: _curve_order(build.item(q), points, n) for q in request.quantities}
-    for q, lo, hi in progress(work, total=len(work), desc="evaluating") if n > CHUNK else work:
-        args = build.item(q)["arguments"]
-        suffix = "_grid" if parallel else "_grid_serial"
-        order = orders[q][lo:hi]
-        arrays = []
-        for a in args:
-            if a in points:
-                arrays.append(points[a][order])
-            else:
-                arrays.append(np.full(hi - lo, request.fixed[a]))
-        if arrays:
-            results[q][order] = getattr(kernels, q + suffix)(*arrays)
-        else:
-            results[q][lo:hi] = getattr(kernels, q)()
-    return points, results
+        results[q][order] = getattr(kernels, q + suffix)(*arrays)
+    return results
 
 
 def _curve_order(item: Mapping, points: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     """Evaluation order of the grid points for one quantity.
 
     Quantities computed as whole curves in one variable (``curve_variable`` in the
-    manifest: dynamic programming over a grid) get the points that share every other
-    argument next to each other, so that each curve is computed once.
+    manifest: dynamic programming over a grid, or the steps of an array program) get the
+    points that share every other argument next to each other, so that each curve is
+    computed once.
     """
     variable = item.get("curve_variable")
     others = [points[a] for a in item["arguments"] if a in points and a != variable]
@@ -190,14 +295,72 @@ def _curve_order(item: Mapping, points: Mapping[str, np.ndarray], n: int) -> np.
     return np.lexsort(others[::-1])  # stable: the first other argument varies slowest
 
 
+def evaluate(build: Build, request: Request, parallel: bool | None = None
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Grid columns and quantity columns, each a 1-D array with one entry per grid point."""
+    n = grid_size(request)
+    points = {name: np.empty(n) for name in request.grid}
+    results = {q: np.empty(n) for q in request.quantities}
+    row = 0
+    for chunk_grid, chunk_results in evaluate_chunks(build, request, parallel):
+        size = next(iter(chunk_results.values())).size
+        for target, source in ((points, chunk_grid), (results, chunk_results)):
+            for name, column in source.items():
+                target[name][row:row + size] = column
+        row += size
+    return points, results
+
+
+#: Rows of the printed table shown at each end of a long sweep.
+TABLE_END_ROWS = 30
+
+
+def sweep(build: Build, request: Request, csv: TextIO | None = None,
+          parallel: bool | None = None, keep: bool = False, variants: Variants | None = None
+          ) -> tuple[TablePreview, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Evaluate the sweep chunk by chunk: CSV rows written to ``csv`` as they come, the table's
+    head and tail kept, and (``keep``) every column; memory bounded by the chunk unless kept."""
+    preview = TablePreview(TABLE_END_ROWS)
+    kept: list[tuple[dict, dict]] = []
+    for points, results in evaluate_chunks(build, request, parallel, variants=variants):
+        if csv is not None:
+            if not preview.rows:
+                csv.write(csv_header(points, results))
+            csv.write(csv_rows(points, results))
+        preview.add(points, results)
+        if keep:
+            kept.append((points, results))
+    columns = [{n: np.concatenate([part[k][n] for part in kept]) for n in kept[0][k]}
+               if kept else {} for k in (0, 1)]
+    return preview, columns[0], columns[1]
+
+
+def table_bytes(points: int, columns: int) -> int:
+    """Memory of a sweep held as a table: one float64 per point and column."""
+    return points * columns * BYTES_PER_VALUE
+
+
+def format_bytes(size: float) -> str:
+    """``size`` bytes as text with a binary unit (``74.5 GiB``)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.3g} {unit}"
+        size /= 1024
+    return f"{size:.3g} TiB"
+
+
 def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray],
-                 max_rows: int = 60) -> str:
-    """A fixed-width text table (head and tail when long)."""
+                 max_rows: int = 60, total: int | None = None) -> str:
+    """A fixed-width text table (head and tail when long).  ``total``: the number of rows of
+    the sweep when the columns hold only its first and last rows (a streamed sweep)."""
     names = list(points) + list(results)
     cols = [points[n] for n in points] + [results[n] for n in results]
     n = cols[0].size if cols else 0
     rows_idx = list(range(n))
-    if n > max_rows:
+    if total is not None and total > n:  # the columns are head and tail already
+        rows_idx = list(range(n // 2)) + [-1] + list(range(n // 2, n))
+        n = total
+    elif n > max_rows:
         rows_idx = list(range(max_rows // 2)) + [-1] + list(range(n - max_rows // 2, n))
     width = max(14, *(len(x) for x in names))
     out = ["  ".join(f"{x:>{width}}" for x in names)]
@@ -219,16 +382,54 @@ def write_csv(path: Path, points: Mapping[str, np.ndarray],
     atomic_write_text(path, csv_text(points, results), "--csv")
 
 
+def csv_header(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray]) -> str:
+    """The CSV's first line: grid columns, then quantities."""
+    return ",".join([*points, *results]) + "\n"
+
+
+def csv_rows(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray]) -> str:
+    """The CSV lines of a chunk: floats as ``repr`` (shortest text that reads back exactly)."""
+    columns = [list(map(repr, np.asarray(c, dtype=float).tolist()))
+               for c in (*points.values(), *results.values())]
+    return "".join(",".join(row) + "\n" for row in zip(*columns, strict=True))
+
+
 def csv_text(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray]) -> str:
     """The CSV of :func:`write_csv` as text."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(list(points) + list(results))
-    cols = [points[n] for n in points] + [results[n] for n in results]
-    n = cols[0].size
-    for i in range(n):
-        writer.writerow([repr(float(c[i])) for c in cols])
-    return buf.getvalue()
+    return csv_header(points, results) + csv_rows(points, results)
+
+
+class TablePreview:
+    """The first and last ``keep`` rows of a sweep streamed chunk by chunk (for the table)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep, self.rows = keep, 0
+        self.grid: list[str] = []
+        self.head: dict[str, np.ndarray] = {}
+        self.tail: dict[str, np.ndarray] = {}
+
+    def add(self, points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray]) -> None:
+        columns = {**points, **results}
+        if not self.rows:
+            self.grid = list(points)
+            self.head = {n: c[:self.keep] for n, c in columns.items()}
+            self.tail = {n: c[-self.keep:] for n, c in columns.items()}
+        else:
+            room = self.keep - next(iter(self.head.values())).size
+            self.head = {n: np.concatenate([h, columns[n][:room]]) for n, h in self.head.items()}
+            self.tail = {n: np.concatenate([t, columns[n]])[-self.keep:]
+                         for n, t in self.tail.items()}
+        self.rows += next(iter(columns.values())).size
+
+    def table(self) -> str:
+        """:func:`format_table` of the sweep: every row, or head and tail of a long one."""
+        shown = next(iter(self.head.values())).size
+        late = min(self.rows - shown, self.keep)
+        columns = {n: np.concatenate([h, self.tail[n][self.tail[n].size - late:]])
+                   for n, h in self.head.items()}
+        points = {n: columns[n] for n in self.grid}
+        results = {n: c for n, c in columns.items() if n not in points}
+        return format_table(points, results, max_rows=2 * self.keep, total=self.rows)
 
 
 def check_output_path(path: Path, option: str = "") -> Path:

@@ -149,16 +149,7 @@ def apply_structural(spec: ModelSpec, overrides: Mapping[str, Any], label: str) 
     """Re-validated model with top-level model keys replaced (a new derivation)."""
     if not overrides:
         return spec
-    values = dict(overrides)
-    if "depth" in values and "widths" not in values:
-        widths = spec.get("widths")
-        if widths and len(set(widths)) == 1:
-            values["widths"] = [widths[0]] * int(values["depth"])
-    decay = spec.get("weight_decay")
-    if "depth" in values and isinstance(decay, tuple) and "weight_decay" not in values:
-        raise UsageError(f"{label}: depth: the model has per-layer weight decays; "
-                         "allowed: change depth in the model file")
     try:
-        return spec.with_values(values, source=f"{spec.source} ({label})")
+        return spec.with_values(overrides, source=f"{spec.source} ({label})")
     except ModelError as exc:
         raise UsageError(str(exc)) from None

@@ -299,31 +299,32 @@ def test_array_program_grid_records_one_trajectory_per_setting(toy_kernels) -> N
 
 
 def test_array_program_grid_runs_each_trajectory_once(toy_kernels, monkeypatch) -> None:
-    """A sweep over the steps costs one run of the largest step per setting: the body runs
-    max(K) times for each (a, q), not sum(K) times."""
-    helper = next(n.removesuffix("_advance") for n in dir(toy_kernels)
-                  if n.startswith("_program_") and n.endswith("_advance"))
-    advance, start = getattr(toy_kernels, helper + "_advance"), getattr(toy_kernels,
-                                                                       helper + "_start")
-    calls = {"steps": 0, "starts": 0}
+    """A sweep over the steps costs one run of the largest step per setting: the program runs
+    once per (a, q) with its counts sorted, and both items of the program share the run."""
+    helper = next(n for n in dir(toy_kernels) if n.startswith("_program_")
+                  and not n.endswith("_grid") and callable(getattr(toy_kernels, n)))
+    program = getattr(toy_kernels, helper)
+    calls = []
 
-    def counting_advance(arrays, count, *args):
-        calls["steps"] += count
-        return advance(arrays, count, *args)
+    def counting(counts, points, wanted, *trajectory):
+        calls.append((list(counts), list(wanted)))
+        return program(counts, points, wanted, *trajectory)
 
-    def counting_start(*args):
-        calls["starts"] += 1
-        return start(*args)
-
-    monkeypatch.setattr(toy_kernels, helper + "_advance", counting_advance)
-    monkeypatch.setattr(toy_kernels, helper + "_start", counting_start)
+    monkeypatch.setattr(toy_kernels, helper, counting)
     k = np.tile(np.arange(9.0), 2)[::-1].copy()  # K = 8..0, twice, in decreasing order
     a = np.repeat([0.3, 1.1], 9)
     q = np.full(18, 0.25)
     got = toy_kernels.rot_grid_serial(a, q, k)
-    assert calls == {"steps": 16, "starts": 2}
+    assert [c for c, _ in calls] == [list(range(9))] * 2
     want = 2 * (np.cos(k * a) + q * np.sin(k * a))
     np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    calls.clear()
+    both = getattr(toy_kernels, helper + "_grid")(("rot", "rot_eig"), {"a": a, "q": q, "K": k},
+                                                  18)
+    assert len(calls) == 2 and all(all(w) for _, w in calls)
+    np.testing.assert_allclose(both["rot"], want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(both["rot_eig"], np.hypot(np.cos(k * a), q * np.sin(k * a)),
+                               rtol=1e-12)
 
 
 # -- path saddles ----------------------------------------------------------------------------

@@ -332,6 +332,33 @@ def test_eval_set_depth_rederives(cli, built: Run, default_run, cache_dir: Path,
     assert any(name.startswith("weight_decay-") for name in new), new
 
 
+def test_structural_keys_on_the_command_line(cli, built: Run, tmp_path: Path) -> None:
+    """Model keys with --set and --grid, the same way in every family: lists as 4,2,2 (or
+    [4,2,2]); --grid depth (a derivation per value) gives the --set depth=... values; a depth
+    change with unequal widths is a one-line error that says to give widths too."""
+    quantities = ["b_star", "critical_weight_decay"]
+    ok(cli("eval", "weight_decay", *quantities, "--set", "depth=3", "--csv", "d3.csv",
+           cwd=tmp_path))
+    ok(cli("eval", "weight_decay", *quantities, "--grid", "depth=2,3", "--csv", "grid.csv",
+           cwd=tmp_path))
+    header, rows = read_csv(tmp_path / "grid.csv")
+    assert header == ["depth", *quantities] and [r[0] for r in rows] == ["2.0", "3.0"]
+    assert rows[1][1:] == read_csv(tmp_path / "d3.csv")[1][0]
+    # a list key: the same model as the model file with those widths
+    for text in ("widths=4,4,4", "widths=[4, 4, 4]"):
+        ok(cli("eval", "weight_decay", *quantities, "--set", "depth=3", "--set", text,
+               "--csv", "w.csv", cwd=tmp_path))
+        assert read_csv(tmp_path / "w.csv") == read_csv(tmp_path / "d3.csv")
+    unequal = tmp_path / "unequal.toml"
+    unequal.write_text(model_text({"[4, 4]": "[4, 2]"}))
+    for option in ("--set", "--grid"):
+        run = cli("eval", unequal, "b_star", option, "depth=3", cwd=tmp_path)
+        assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1
+        assert "widths" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    run = cli("eval", unequal, "b_star", "--set", "depth=3", "--set", "widths=4,2", cwd=tmp_path)
+    assert run.returncode == 2 and "widths" in run.stderr
+
+
 def test_eval_model_copied_anywhere(cli, built: Run, default_run, tmp_path: Path) -> None:
     folder = tmp_path / "copies" / "x"
     folder.mkdir(parents=True)
