@@ -299,6 +299,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status when stdout is closed early: what a shell reports for death by SIGPIPE.
+BROKEN_PIPE_STATUS = 141
+
 COMMANDS = {"build": cmd_build, "latex": cmd_latex, "eval": cmd_eval, "check": cmd_check,
             "demo": cmd_demo, "models": cmd_models}
 
@@ -314,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
         print(f"netderive: error: {message}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (e.g. `netderive eval ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE_STATUS
     except OSError as exc:  # a path the user gave (or NETDERIVE_CACHE_DIR) is unusable
         if debug:
             raise

@@ -124,3 +124,17 @@ def test_streamed_sweep_memory_is_bounded(weight_decay, kernel_cache_dir, tmp_pa
     assert peak_mib < 300, peak_mib
     with (tmp_path / "big.csv").open() as f:
         assert sum(1 for _ in f) == 4_000_001
+
+
+def test_csv_to_a_closed_pipe_stops_quietly(weight_decay, kernel_cache_dir, tmp_path) -> None:
+    """``eval ... --csv - | head -1``: the reader goes away; no traceback, SIGPIPE's status."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETDERIVE_")}
+    env["NETDERIVE_CACHE_DIR"] = str(kernel_cache_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "eval", "weight_decay",
+                             "noise_factor", "--grid", "weight_decay=0.1:1:1000", "--grid",
+                             "noise_variance=0:1:1000", "--csv", "-"], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"weight_decay,")
+    proc.stdout.close()
+    assert proc.wait(timeout=300) == 141
+    assert proc.stderr.read() == b""
