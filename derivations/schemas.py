@@ -82,9 +82,11 @@ def _complete_weight_decay(source: str, values: Mapping[str, Any],
                            overrides: dict[str, Any]) -> dict[str, Any]:
     """A new ``depth`` repeats equal ``widths`` (and an equal per-layer ``weight_decay``)."""
     out = dict(overrides)
-    if "depth" not in out:
-        return out
-    depth = out["depth"]
+    depth = out.get("depth")
+    if isinstance(depth, float) and depth.is_integer():
+        depth = int(depth)
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+        return out  # no depth given, or one that validation refuses with its own message
     widths, decay = values["widths"], values["weight_decay"]
     if "widths" not in out:
         if len(set(widths)) != 1:

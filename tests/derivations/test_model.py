@@ -376,6 +376,15 @@ def test_with_values_revalidates_and_replaces() -> None:
     assert spec.with_values({"depth": 2.0}).canonical() == spec.canonical()
 
 
+def test_with_values_completes_widths_of_a_new_depth() -> None:
+    """Equal widths are repeated to a new depth; unequal ones make the error name widths."""
+    spec = parse_model(good_raw(), "m.toml")
+    assert spec.with_values({"depth": 3})["widths"] == (4, 4, 4)
+    unequal = parse_model({**good_raw(), "widths": [4, 2]}, "m.toml")
+    with pytest.raises(ModelError, match="widths"):
+        unequal.with_values({"depth": 3})
+
+
 def test_with_values_data_table() -> None:
     spec = parse_model(good_raw(), "m.toml")
     data = {**good_raw()["data"], "output_variance": 3.0}
@@ -388,7 +397,7 @@ def test_with_values_data_table() -> None:
     "overrides, must_contain",
     [
         pytest.param({"depth": 0}, ["depth"], id="depth-zero"),
-        pytest.param({"depth": 3}, ["widths"], id="depth-without-widths"),
+        pytest.param({"depth": 3, "widths": [4, 4]}, ["widths"], id="depth-without-widths"),
         pytest.param({"depth": 2.5}, ["depth"], id="depth-fraction"),
         pytest.param({"widths": [4, 0]}, ["widths"], id="widths-zero"),
         pytest.param({"weight_decay": -1.0}, ["weight_decay"], id="decay-negative"),
