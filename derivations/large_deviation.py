@@ -34,7 +34,7 @@ from functools import cache
 import sympy as sp
 
 from . import gaussian
-from .activation import ACTIVATION_VARIABLE, parse_activation
+from .activation import ACTIVATION_VARIABLE, activation_bound, parse_activation
 from .domain import Domain
 from .ir import (
     POSITIVE,
@@ -54,6 +54,8 @@ from .ir import (
 from .model import ModelSpec
 
 REF = "Li and Saad 2020 (arXiv:1910.05769); notes lisaad2020.md"
+BOUND_REF = ("limits at +-oo and critical points of each smooth piece of phi "
+             "(derivations.activation.activation_bound)")
 
 # -- symbols (parameters of the kernels) ------------------------------------------------
 P = sp.Symbol("p", nonnegative=True)
@@ -614,11 +616,18 @@ def derive(spec: ModelSpec) -> FormulaSet:
     if route in ("sign", "relu"):
         params.append(Parameter(GRID, "points of the dynamic-programming grid (odd: q = 0 on "
                                 "the grid)", GRID_DOMAIN, default_grid, "G"))
-    items: list[Item] = [Formula(
-        "weight_correlation", rho_expr,
-        f"rho = E[W What] / sqrt(E W^2 E What^2) for {perturbation}", f"{REF}, section 2")]
+    bound = activation_bound(phi)
+    items: list[Item] = [
+        Formula("weight_correlation", rho_expr,
+                f"rho = E[W What] / sqrt(E W^2 E What^2) for {perturbation}",
+                f"{REF}, section 2"),
+        Formula("activation_bound", bound.value,
+                "sup_x |phi(x)| over the reals (+inf: unbounded, or not decided symbolically); "
+                "the samplers of the rate function need it finite", BOUND_REF),
+    ]
     notes = [f"Activation phi(x) = {sp.sstr(phi)}; perturbation: {perturbation} "
-             f"(variance ratio sigma-hat^2 / sigma^2 = {sp.sstr(scale)})."]
+             f"(variance ratio sigma-hat^2 / sigma^2 = {sp.sstr(scale)}).",
+             f"sup |phi| = {sp.sstr(bound.value)}: {bound.reason}."]
     lower, upper = sp.Integer(-1), sp.Integer(1)
     if route in ("sign", "relu", "closed"):
         kappa = kernels.normalised_kernel
@@ -729,7 +738,9 @@ def _formula_set(spec: ModelSpec, params: list[Parameter], items: list[Item],
     return FormulaSet(
         name=spec.stem, family="large_deviation", source=spec.source,
         params=tuple(params), items=tuple(items),
-        latex_names=(("weight_correlation", r"\rho"), ("overlap_map", r"\mu(q')"),
+        latex_names=(("weight_correlation", r"\rho"),
+                     ("activation_bound", r"\sup_x \lvert\phi(x)\rvert"),
+                     ("overlap_map", r"\mu(q')"),
                      ("typical_overlap", "q_L"), ("one_layer_rate", r"J(q \mid q')"),
                      ("rate_function", "I_L(q)"), ("overlap_variance", r"N\,\mathrm{Var}\,q_L"),
                      ("r", "r"), ("V", "V"), ("vartheta", r"\vartheta"), ("S", "S"),

@@ -238,7 +238,9 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
     appendix = ""
     rate_depth = depth
     if model.kind == "generic" and model.bound is None:
-        return rows, "rate function not checked: sampling its tails needs a bounded activation"
+        return rows, ("rate function not checked: sampling its tails needs a bounded activation "
+                      "(activation_bound = inf: sup |phi| is infinite or was not decided "
+                      "symbolically, see the notes of the build)")
     if chosen is not None:
         points = [(rate_depth, chosen)]
     else:

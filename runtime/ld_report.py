@@ -8,10 +8,10 @@ table compares the generated kernel's ``I_L(q)`` with ``e_N = -(1/N) ln P_N(q_L 
   lattice point ``q = 2k/N - 1``;
 - ReLU units: the Gaussian-level chain of the normalised overlap (notes 4.4) with exponential
   tilting towards the reference's own optimal path (importance sampling), bin ``q +- 1/N``;
-- other bounded activations (e.g. tanh): the Gaussian-level chain of ``(q, Q, Q_hat)`` with
-  tilts of ``X = phi(h) phi(h_hat)``; the observable is the kernel's,
-  ``q_L / sqrt(Q_L^typ Q_hat_L^typ)`` (norms held at their typical values, computed by the
-  reference's own quadrature), bin ``q +- 1/N``.
+- other bounded activations (e.g. tanh; the build's ``activation_bound`` is finite): the
+  Gaussian-level chain of ``(q, Q, Q_hat)`` with tilts of ``X = phi(h) phi(h_hat)``; the
+  observable is the kernel's, ``q_L / sqrt(Q_L^typ Q_hat_L^typ)`` (norms held at their typical
+  values, computed by the reference's own quadrature), bin ``q +- 1/N``.
 
 A bin of width ``2/N`` (the sign lattice spacing) makes ``e_N = I + ln(N)/(2N) + c/N + ...``
 (local limit theorem); ``extrapolated`` removes the log term and Richardson-extrapolates the last
@@ -75,11 +75,15 @@ class ReferenceModel:
     variance_ratio: float
     weight_variance: float
     input_overlap: float
-    bound: float | None  # sup |phi| for generic activations (None: unbounded)
+    bound: float | None  # sup |phi| for generic activations (None: unbounded or undecided)
 
 
 def reference_model(build: Build, values: dict[str, float] | None = None) -> ReferenceModel:
-    """The reference's view of ``build`` at parameter ``values`` (default: the defaults)."""
+    """The reference's view of ``build`` at parameter ``values`` (default: the defaults).
+
+    The bound of a generic activation is the build's ``activation_bound`` (sup |phi|, decided
+    symbolically by the derivation; +inf, i.e. None here, when unbounded or undecided).
+    """
     values = build.defaults if values is None else values
     spec = build.spec
     text = str(spec["activation"]).strip()
@@ -94,9 +98,9 @@ def reference_model(build: Build, values: dict[str, float] | None = None) -> Ref
     kind = text if text in ("sign", "relu") else _homogeneous_kind(text)
     if kind != "generic":
         return ReferenceModel(kind, kind, perturbation, p, rho, ratio, sigma2, q0, None)
-    phi = numpy_activation(text)
-    return ReferenceModel("generic", phi, perturbation, p, rho, ratio, sigma2, q0,
-                          _bound(phi))
+    bound = build.call("activation_bound", values)
+    return ReferenceModel("generic", numpy_activation(text), perturbation, p, rho, ratio, sigma2,
+                          q0, bound if math.isfinite(bound) else None)
 
 
 def _homogeneous_kind(text: str) -> str:
@@ -126,14 +130,6 @@ def numpy_activation(text: str) -> Callable[[np.ndarray], np.ndarray]:
 
     phi.__name__ = text
     return phi
-
-
-def _bound(phi: Callable[[np.ndarray], np.ndarray]) -> float | None:
-    """``sup |phi|`` if ``phi`` is visibly bounded (flat far out), else None."""
-    x = np.linspace(-60.0, 60.0, 240_001)
-    inner = float(np.max(np.abs(phi(x))))
-    far = float(np.max(np.abs(phi(np.array([-1e6, 1e6])))))
-    return inner if np.isfinite(far) and far <= inner * (1 + 1e-9) else None
 
 
 # ----------------------------------------------------------------------------------------------

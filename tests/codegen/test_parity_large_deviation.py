@@ -125,3 +125,17 @@ def test_saddle_stage_derivatives_are_the_stage_derivatives(model) -> None:
             assert gradient[a] == pytest.approx((up - down) / (2 * step), rel=1e-6, abs=1e-8)
             np.testing.assert_allclose(hessian[a], (g_up - g_down) / (2 * step), rtol=1e-5,
                                        atol=1e-7)
+
+
+@pytest.mark.parametrize(("text", "want"), [("x/(1+abs(x))", 1.0), ("x**3", math.inf),
+                                            ("x*exp(-x**2)", math.exp(-0.5) / math.sqrt(2))])
+def test_activation_bound_kernel(kernel_cache_dir, text: str, want: float) -> None:
+    """The activation_bound item compiles to a kernel without arguments; +oo prints as
+    math.inf."""
+    from derivations.activation import activation_bound, parse_activation
+    from derivations.ir import Formula, FormulaSet
+
+    value = activation_bound(parse_activation(text)).value
+    fs = FormulaSet("bound", "large_deviation", "bound.toml", (), (
+        Formula("activation_bound", value, "sup_x |phi(x)|", "test"),))
+    assert compile_formulas(fs).activation_bound() == pytest.approx(want, rel=1e-15)

@@ -1,8 +1,11 @@
-"""parse_activation: whitelisted text -> sympy, node by node; everything else a ModelError."""
+"""parse_activation: whitelisted text -> sympy, node by node; everything else a ModelError.
+activation_bound: sup |phi| over the reals, decided symbolically, against numpy."""
 
 from __future__ import annotations
 
 import math
+import signal
+import time
 
 import mpmath
 import numpy as np
@@ -10,8 +13,15 @@ import pytest
 import sympy as sp
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from scipy import special
 
-from derivations.activation import ACTIVATION_VARIABLE, FUNCTIONS, parse_activation
+from derivations import activation
+from derivations.activation import (
+    ACTIVATION_VARIABLE,
+    FUNCTIONS,
+    activation_bound,
+    parse_activation,
+)
 from derivations.model import ACTIVATION_FUNCTIONS, ModelError
 
 X = ACTIVATION_VARIABLE
@@ -287,3 +297,112 @@ def test_random_trees_round_trip(tree) -> None:
             want = reference(mpmath.mpf(v))
             got = fn(mpmath.mpf(v))
             assert mpmath.almosteq(got, want, 1e-25, 1e-25), (text, v, got, want)
+
+
+# -- sup |phi| over the reals, decided symbolically ---------------------------------------------
+# Each activation with an independent numpy version and its exact supremum (oo: unbounded).
+SQRT2 = math.sqrt(2.0)
+BOUNDS = {
+    "tanh(x)": (np.tanh, sp.Integer(1)),
+    "erf(x/sqrt(2))": (lambda v: special.erf(v / SQRT2), sp.Integer(1)),
+    "x/(1+abs(x))": (lambda v: v / (1 + np.abs(v)), sp.Integer(1)),
+    "sigmoid(x)": (special.expit, sp.Integer(1)),
+    "relu": (lambda v: np.maximum(v, 0.0), sp.oo),
+    "x**3": (lambda v: v**3, sp.oo),
+    "x/sqrt(1+x**2)": (lambda v: v / np.sqrt(1 + v * v), sp.Integer(1)),
+    "2*tanh(x)+1": (lambda v: 2 * np.tanh(v) + 1, sp.Integer(3)),
+    "exp(-x**2)": (lambda v: np.exp(-v * v), sp.Integer(1)),
+    "sin(x)": (np.sin, sp.Integer(1)),
+    "sign": (np.sign, sp.Integer(1)),
+    "-3*sign(x)": (lambda v: -3 * np.sign(v), sp.Integer(3)),
+    "atan(x)": (np.arctan, sp.pi / 2),
+    "x*exp(-x**2)": (lambda v: v * np.exp(-v * v), sp.exp(-sp.Rational(1, 2)) / sp.sqrt(2)),
+    "x/(1+x**2)": (lambda v: v / (1 + v * v), sp.Rational(1, 2)),
+    "tanh(abs(x)) - 0.5": (lambda v: np.tanh(np.abs(v)) - 0.5, sp.Rational(1, 2)),
+    "min(max(x, -2), 1)": (lambda v: np.clip(v, -2.0, 1.0), sp.Integer(2)),
+    "softplus(x)": (lambda v: np.logaddexp(0.0, v), sp.oo),
+    "max(x, 0.1*x)": (lambda v: np.maximum(v, 0.1 * v), sp.oo),
+    "1/(x - 1)": (lambda v: 1 / (v - 1), sp.oo),  # a pole: unbounded at x = 1
+}
+#: Where the numpy versions are evaluated: a fine grid, far out (saturation) and next to the
+#: pole of 1/(x - 1).
+WIDE = np.concatenate([np.linspace(-100.0, 100.0, 200_001),
+                       [-1e15, -1e8, -1e3, 1e3, 1e8, 1e15, 1 + 1e-9]])
+
+
+@pytest.mark.parametrize("text", list(BOUNDS))
+def test_activation_bound_is_the_supremum(text: str) -> None:
+    """sup |phi| decided symbolically (exact); against numpy: no |phi| above it, and the
+    largest |phi| on the grid or far out within 1e-6 of it (or growing without bound)."""
+    f, want = BOUNDS[text]
+    got = activation_bound(parse_activation(text))
+    assert got.decided, got.reason
+    assert sp.simplify(got.value - want) == 0 if want != sp.oo else got.value == sp.oo, got
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        sizes = np.abs(f(WIDE))
+    largest = float(np.nanmax(sizes))
+    if want == sp.oo:
+        assert largest > 1e6
+        assert got.reason.startswith("unbounded")
+    else:
+        assert largest <= float(want) * (1 + 1e-12)
+        assert largest == pytest.approx(float(want), rel=1e-6)
+
+
+@pytest.mark.parametrize("text", ["tanh(x) + sin(x)", "sin(pi*x) + cos(e*x)", "x*sin(x)",
+                                  "max(erf(x), 0.5)", "sqrt(x)*exp(-x**2)"])
+def test_activation_bound_undecided_is_never_bounded(text: str) -> None:
+    """What sympy cannot decide (critical points not found, a limit it cannot take, pieces
+    whose sets it cannot find, a function not real on all of the line) is +oo, marked
+    undecided, with the reason."""
+    got = activation_bound(parse_activation(text))
+    assert got.value == sp.oo and not got.decided
+    assert got.reason.startswith("not decided symbolically (") and "unbounded" in got.reason
+
+
+def test_activation_bound_has_a_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``solveset`` takes minutes on the critical points of cos(3x) + sin(x): after
+    BOUND_SECONDS the supremum is undecided (+oo), and the timer is gone afterwards."""
+    monkeypatch.setattr(activation, "BOUND_SECONDS", 0.5)
+    handler = signal.getsignal(signal.SIGALRM)
+    start = time.perf_counter()
+    got = activation_bound(parse_activation("cos(3*x) + sin(x)"))
+    assert time.perf_counter() - start < 5
+    assert got.value == sp.oo and not got.decided and "0.5 s" in got.reason
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGALRM) is handler
+
+
+def test_activation_bound_numeric_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wrong symbolic supremum (as a sympy error would give) is caught by the numeric guard:
+    +oo, undecided."""
+    monkeypatch.setattr(activation, "_supremum", lambda phi, x: (sp.Rational(9, 10), 2))
+    got = activation_bound(parse_activation("tanh(x)"))
+    assert got.value == sp.oo and not got.decided and "exceeds" in got.reason
+
+
+@pytest.mark.slow
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=TREES)
+def test_activation_bound_of_random_trees(tree) -> None:
+    """Random whitelisted trees: a finite supremum is never exceeded by the tree's own mpmath
+    reference (random points and far out, 40 digits); a decided "unbounded" grows far out
+    beyond every value on [-50, 50]."""
+    text, reference = tree
+    try:
+        phi = parse_activation(text, "m.toml")
+    except ModelError:
+        assume(False)
+        return
+    got = activation_bound(phi)
+    rng = np.random.default_rng(abs(hash(text)) % 2**32)
+    near = [*rng.uniform(-50, 50, 400), *POINTS]
+    far = [s * 10.0**k for k in (3, 6, 12, 24) for s in (-1, 1)]
+    with mpmath.workdps(40):
+        inner = max(abs(reference(mpmath.mpf(v))) for v in near)
+        outer = max(abs(reference(mpmath.mpf(v))) for v in far)
+        if got.value != sp.oo:
+            ceiling = mpmath.mpf(str(sp.N(got.value, 40))) * (1 + mpmath.mpf(10) ** -25)
+            assert max(inner, outer) <= ceiling, (text, got)
+        elif got.decided:
+            assert outer > inner, (text, got)

@@ -182,6 +182,7 @@ def test_bad_model_files_are_one_line_errors(change, needle) -> None:
 
 
 def test_routes_by_activation() -> None:
+    """Sign, ReLU and Gauss-Hermite routes; every route has activation_bound = sup |phi|."""
     sets = {a: derive(parse_model({**BASE, "activation": a}, "m.toml"))
             for a in ("3*sign(x)", "relu", "tanh(x)")}
     sign = sets["3*sign(x)"]
@@ -196,3 +197,12 @@ def test_routes_by_activation() -> None:
     rate = tanh.item("rate_function")
     assert isinstance(rate, PathSaddle) and len(rate.state) == 3  # (q, Q, Q-hat)
     assert "grid_size" not in {p.name for p in tanh.params}
+    # sup |phi| on every route: a public Formula without arguments (it does not depend on the
+    # weight variance), its reason in the notes
+    for text, want in (("3*sign(x)", 3), ("relu", sp.oo), ("tanh(x)", 1)):
+        fs = sets[text]
+        assert "activation_bound" in fs.quantities and fs.arguments("activation_bound") == ()
+        assert fs.item("activation_bound").expr == want
+        note = next(n for n in fs.notes if n.startswith("sup |phi| = "))
+        assert ("unbounded" in note) == (want == sp.oo), note
+

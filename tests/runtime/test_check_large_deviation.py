@@ -94,3 +94,52 @@ def test_check_rate_at_a_chosen_overlap(kernel_cache_dir: Path, tmp_path: Path) 
     bad = run_cli("check", "ld_sign_dilution", "--set", "q=0.99", "--draws", "500",
                   cache=kernel_cache_dir, cwd=tmp_path)
     assert bad.returncode == 2 and "q <= 0.97" in bad.stderr, bad.stderr
+
+
+#: softsign, x / (1 + |x|): bounded (sup 1) but saturating slowly (1 - 1/|x|), which the old
+#: numeric test of boundedness (max on [-60, 60] against phi(1e6)) took for unbounded.
+SOFTSIGN = """family = "large_deviation"
+description = "softsign units, dilution"
+activation = "x/(1+abs(x))"
+perturbation = "dilution"
+p = 0.1
+depth = 1
+input_overlap = 1.0
+weight_variance = 1.5
+"""
+
+
+@pytest.fixture(scope="module")
+def softsign_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("softsign") / "ld_softsign.toml"
+    path.write_text(SOFTSIGN)
+    return path
+
+
+def test_softsign_reference_model_is_bounded(kernel_cache_dir: Path, softsign_model: Path
+                                             ) -> None:
+    """The build's ``activation_bound`` kernel gives sup |phi| = 1 (decided symbolically by
+    the derivation), and the reference model takes that bound: the rate function's samplers
+    run (before: no bound, and check skipped the rate)."""
+    from runtime import ld_report
+    from runtime.session import build, resolve_model
+
+    b = build(resolve_model(str(softsign_model), cross_checks=True))
+    assert b.call("activation_bound", b.defaults) == 1.0
+    assert any(note.startswith("sup |phi| = 1:") for note in b.manifest["notes"])
+    model = ld_report.reference_model(b)
+    assert model.kind == "generic" and model.bound == 1.0
+
+
+@pytest.mark.slow
+def test_check_samples_the_softsign_rate_function(kernel_cache_dir: Path, softsign_model: Path,
+                                                  tmp_path: Path) -> None:
+    """``check`` on a softsign model checks its rate function by sampling (20 s: most of it
+    compiling the rate-function kernel) and agrees."""
+    run = run_cli("check", str(softsign_model), "--draws", "500", "--seed", "3",
+                  cache=kernel_cache_dir, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "not checked" not in run.stdout, run.stdout
+    rates = [line for line in run.stdout.splitlines() if line.startswith("rate_function L=1 q=")]
+    assert rates and all(" yes " in line for line in rates), run.stdout
+    assert re.search(r"^\d+/\d+ agree: all agree$", run.stdout, re.M), run.stdout
