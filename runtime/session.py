@@ -124,14 +124,25 @@ def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None)
     return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
 
 
+def format_value(build_: Build, name: str, value: Any) -> str:
+    """``value`` of parameter ``name`` for messages: whole values of an integer parameter as
+    integers (``step = 200``), other numbers in full precision (``repr``)."""
+    p = build_.params.get(name)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        if p is not None and p["integer"] and math.isfinite(value) and float(value).is_integer():
+            return str(int(value))
+        return repr(float(value))
+    return str(value)
+
+
 def check_value(build_: Build, name: str, value: float, label: str) -> float:
     """``value`` if it is finite and lies in parameter ``name``'s domain, else a UsageError."""
     p = build_.params[name]
     domain = Domain(p["lower"], p["upper"], p["lower_closed"], p["upper_closed"], p["integer"])
     if not (isinstance(value, float | int) and math.isfinite(value)
             and domain.contains(value)):
-        raise UsageError(f"{label}: {name} = {value!r} is outside the domain of {name}; "
-                         f"allowed: {domain}")
+        raise UsageError(f"{label}: {name} = {format_value(build_, name, value)} is outside "
+                         f"the domain of {name}; allowed: {domain}")
     return float(value)
 
 
