@@ -105,7 +105,7 @@ class Build:
 def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None) -> Build:
     """Derive and generate the model's kernels unless an intact build is cached.
 
-    ``on_derive`` is called before a derivation starts (e.g. to say so on a terminal).
+    ``on_derive`` is called when a derivation starts (e.g. to say so on stderr).
     """
     from codegen.cache import lookup
 
@@ -118,9 +118,13 @@ def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None)
     from derivations import derive
 
     spec = spec.with_cross_checks()
-    if on_derive is not None:
-        on_derive(spec)
-    artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
+
+    def derived() -> Any:
+        if on_derive is not None:
+            on_derive(spec)
+        return derive(spec)
+
+    artifacts, rebuilt = ensure_built(spec.stem, text, derived, spec.source)
     return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
 
 
