@@ -28,6 +28,7 @@ EXAMPLES = """examples:
 """
 
 
+PROG = "netderive"
 CHECK_EPILOG = """exit status:
   0  every comparison agrees
   1  a disagreement (a row marked NO; the table says which)
@@ -43,9 +44,6 @@ class _Parser(argparse.ArgumentParser):
         where = f"{command}: " if command else ""
         allowed = "" if "; allowed:" in message else f"; allowed: see {self.prog} --help"
         raise UsageError(f"{where}{message}{allowed}")
-
-
-PROG = "netderive"
 
 
 class _Once(argparse.Action):

@@ -762,10 +762,12 @@ def test_first_use_says_compiling_once_and_quiet_says_nothing(cli, built: Run,
 
 @pytest.mark.slow  # derives the D = 1 and D = 3 models of the figure and runs the check
 def test_demo_reports_each_model_with_its_time(tmp_path: Path, kernel_cache_dir: Path,
-                                               capsys: pytest.CaptureFixture) -> None:
+                                               capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     import models
     from runtime import demo
 
+    monkeypatch.delenv("NETDERIVE_PROGRESS", raising=False)  # stderr is captured: lines
     demo.run_demo(tmp_path / "report", quick=True, paths=[models.bundled_model("weight_decay")])
     err = capsys.readouterr().err
     assert re.search(r"^\[1/1\] weight_decay: done in [0-9.]+ s", err, re.M), err
