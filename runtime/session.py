@@ -105,7 +105,7 @@ class Build:
 def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None) -> Build:
     """Derive and generate the model's kernels unless an intact build is cached.
 
-    ``on_derive`` is called when a derivation starts (e.g. to say so on stderr).
+    ``on_derive`` is called before a derivation starts (e.g. to say so on stderr).
     """
     from codegen.cache import lookup
 
@@ -114,17 +114,14 @@ def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None)
     found = lookup(spec.stem, text)
     if found is not None:
         return Build(spec, found, False, time.perf_counter() - start)
-    from codegen.cache import ensure_built
+    from codegen.cache import ensure_built, version_dir
     from derivations import derive
 
     spec = spec.with_cross_checks()
-
-    def derived() -> Any:
-        if on_derive is not None:
-            on_derive(spec)
-        return derive(spec)
-
-    artifacts, rebuilt = ensure_built(spec.stem, text, derived, spec.source)
+    version_dir().mkdir(parents=True, exist_ok=True)  # an unusable cache: an error, not news
+    if on_derive is not None:
+        on_derive(spec)
+    artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
     return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
 
 
