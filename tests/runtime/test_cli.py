@@ -753,6 +753,9 @@ def test_first_use_says_compiling_once_and_quiet_says_nothing(cli, built: Run,
     assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
     first = ok(cli("eval", "weight_decay", "spinodal_weight_decay", *grid, cwd=work))
     assert COMPILING.search(first.stderr) and COMPILED.search(first.stderr), first.stderr
+    # one kernel: the constraint check compiled in the quiet run, spinodal_weight_decay's
+    # scalar kernel compiles inside its grid kernel (predicted count = counted compilations)
+    assert "compiling 1 kernel (" in first.stderr and "compiled 1 kernel (" in first.stderr
     assert first.stdout.splitlines()[0] == "weight_decay,spinodal_weight_decay"
     assert len(first.stdout.splitlines()) == 3  # the CSV only
     again = ok(cli("eval", "weight_decay", "spinodal_weight_decay", *grid, cwd=work))
