@@ -17,9 +17,11 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
+import time
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -241,5 +243,111 @@ def compile_formulas(fs: FormulaSet, stem: str | None = None) -> types.ModuleTyp
     return load_kernels(artifacts)
 
 
-__all__ = ["Artifacts", "cache_root", "build_key", "compile_formulas", "ensure_built",
-           "load_kernels", "lookup"]
+# -- listing and cleaning the cache root ------------------------------------------------------
+
+#: A temporary folder (a build being written, or an old build being removed) untouched for this
+#: long is left over from a process that was killed; younger ones may belong to a running one.
+STALE_TEMPORARY_SECONDS = 6 * 3600
+#: Folders of the cache root that hold builds: ``sympy-<v>-numba-<v>``.
+VERSION_FOLDER = re.compile(r"^sympy-(?P<sympy>[^/]+)-numba-(?P<numba>[^/]+)$")
+#: Temporary folders of :func:`ensure_built`: ``.<stem>-<key>.tmp-XXXX``, ``.<...>.stale-XXXX``.
+TEMPORARY_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|stale)-[^/]*$")
+#: A build folder: ``<stem>-<key[:12]>``.
+BUILD_FOLDER = re.compile(r"^(?P<stem>.+)-(?P<key>[0-9a-f]{12})$")
+
+#: Status of an entry of the cache (see :func:`cache_entries`).
+CURRENT, OTHER_VERSION, TEMPORARY, STALE_TEMPORARY = (
+    "current", "other version", "temporary (in use?)", "stale temporary")
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One folder under the cache root: a build or a temporary folder."""
+
+    path: Path
+    version: str
+    model: str
+    key: str
+    size: int
+    status: str
+
+    @property
+    def removable(self) -> bool:
+        """Removed by ``netderive cache --clean``: other versions, stale temporaries."""
+        return self.status in (OTHER_VERSION, STALE_TEMPORARY)
+
+
+def folder_size(path: Path) -> int:
+    """Bytes in the files under ``path`` (symbolic links not followed)."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(folder, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def cache_entries(now: float | None = None) -> list[CacheEntry]:
+    """Every build and temporary folder under the cache root, sorted by version and model.
+
+    Only ``sympy-<v>-numba-<v>`` folders are looked into; anything else under the root is
+    not netderive's and is neither listed nor removed."""
+    root, current = cache_root(), version_dir().name
+    now = time.time() if now is None else now
+    entries = []
+    if not root.is_dir():
+        return entries
+    for versions in sorted(root.iterdir()):
+        if not (versions.is_dir() and not versions.is_symlink()
+                and VERSION_FOLDER.match(versions.name)):
+            continue
+        for folder in sorted(versions.iterdir()):
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            temporary = TEMPORARY_FOLDER.match(folder.name)
+            match = BUILD_FOLDER.match(temporary["name"] if temporary else folder.name)
+            model, key = (match["stem"], match["key"]) if match else (folder.name, "")
+            if temporary:
+                age = now - _newest_mtime(folder)
+                status = STALE_TEMPORARY if age > STALE_TEMPORARY_SECONDS else TEMPORARY
+            else:
+                status = CURRENT if versions.name == current else OTHER_VERSION
+            entries.append(CacheEntry(folder, versions.name, model, key, folder_size(folder),
+                                      status))
+    return entries
+
+
+def _newest_mtime(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.lstat(os.path.join(folder, name)).st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def remove_entries(entries: list[CacheEntry]) -> list[CacheEntry]:
+    """Remove the given folders (and version folders left empty); returns those removed.
+
+    A temporary folder that is not stale is never removed (a running process writes it)."""
+    removed = []
+    for entry in entries:
+        if entry.status == TEMPORARY:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        if not entry.path.exists():
+            removed.append(entry)
+    for versions in {e.path.parent for e in removed}:
+        try:
+            versions.rmdir()  # only when empty
+        except OSError:
+            pass
+    return removed
+
+
+__all__ = ["Artifacts", "CacheEntry", "cache_entries", "cache_root", "build_key",
+           "compile_formulas", "ensure_built", "load_kernels", "lookup", "remove_entries"]

@@ -9,10 +9,11 @@ here with :mod:`ast` against a whitelist and turned into sympy only by
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,21 @@ class ModelError(Exception):
         text = text.replace("\r", "\\r").replace("\n", "\\n")
         super().__init__(text)
         self.source, self.key, self.problem, self.allowed = source, key, problem, allowed
+
+
+#: How close (difflib ratio) an unknown name must be to a known one to be suggested.
+SUGGESTION_CUTOFF = 0.6
+
+
+def did_you_mean(name: str, options: Iterable[str], where: Mapping[str, str] | None = None
+                 ) -> str:
+    """`` (did you mean 'x'?)`` naming the option closest to ``name``, or ``""`` if none is
+    close; ``where`` maps an option to where it belongs (e.g. ``[data]``)."""
+    close = difflib.get_close_matches(name, list(options), n=1, cutoff=SUGGESTION_CUTOFF)
+    if not close:
+        return ""
+    place = (where or {}).get(close[0])
+    return f" (did you mean {close[0]!r}{' under ' + place if place else ''}?)"
 
 
 def _short(value: Any) -> str:
@@ -312,10 +328,15 @@ def parse_model(raw: Mapping[str, Any], source: str, cross_checks: bool = True) 
     schema = schemas[family]
     values: dict[str, Any] = {}
     known = set(schema.keys) | set(schema.tables) | {"family"}
+    places = {k: f"[{t}]" for t, keys in schema.tables.items() for k in keys}
     for key in raw:
         if key not in known:
-            raise ModelError(source, key, f"unknown key for family {family}",
-                             ", ".join(sorted(known)), show_value=False)
+            if key in places:
+                problem = f"belongs under {places[key]}, not at the top level"
+            else:
+                problem = f"unknown key for family {family}" + did_you_mean(
+                    key, [*known, *places], places)
+            raise ModelError(source, key, problem, ", ".join(sorted(known)), show_value=False)
     for key, spec_key in schema.keys.items():
         values.update(_check_key(source, key, key, spec_key, raw, values))
     for table, keys in schema.tables.items():
@@ -330,8 +351,14 @@ def parse_model(raw: Mapping[str, Any], source: str, cross_checks: bool = True) 
                              + ", ".join(sorted(keys)), show_value=False)
         for key in sub:
             if key not in keys:
-                raise ModelError(source, f"{table}.{key}", "unknown key",
-                                 ", ".join(sorted(keys)), show_value=False)
+                if key in known or key in places:
+                    where = ("at the top level (above the first [table] header)"
+                             if key in known else f"under {places[key]}")
+                    problem = f"belongs {where}, not under [{table}]"
+                else:
+                    problem = "unknown key" + did_you_mean(key, keys)
+                raise ModelError(source, f"{table}.{key}", problem, ", ".join(sorted(keys)),
+                                 show_value=False)
         checked: dict[str, Any] = {}
         for key, spec_key in keys.items():
             checked.update(_check_key(source, f"{table}.{key}", key, spec_key, sub,

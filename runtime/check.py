@@ -8,11 +8,13 @@ the full network's exact loss.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .progress import format_seconds, status
 from .session import Build, UsageError
 
 
@@ -109,6 +111,7 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
     balanced = ref.balanced_minimiser(b_star, widths, data, sigma2, gamma)
     scale = np.sqrt(gamma / decays)
     weights = [w * s for w, s in zip(balanced, scale, strict=True)]
+    status(f"check: Monte Carlo of the loss at b* ({draws} draws)")
     mean, se = ref.monte_carlo_loss(weights, data, sigma2, decays, draws=draws, rng=rng)
     rows.append(_within_se("loss_at_minimum (at b*)", loss, mean, se,
                            f"Monte Carlo dropout, {draws} draws"))
@@ -121,6 +124,7 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
                            float(per_draw.mean()), float(per_draw.std(ddof=1) / np.sqrt(draws)),
                            f"Monte Carlo of Var_eps f, {draws} draws"))
 
+    status(f"check: multi-start minimisation of the full network ({starts} starts)")
     best = ref.multistart_minimum(widths, data, sigma2, decays, starts=starts, rng=rng)
     method = f"multi-start L-BFGS on the full network, {starts} starts"
     rows.append(_within_tol("loss_at_minimum", loss, best.loss, 1e-7, method))
@@ -132,6 +136,7 @@ def check_weight_decay(build: Build, values: Mapping[str, float], *, draws: int,
 
     gamma_c = call("critical_weight_decay")
     ey2 = data.output_variance
+    status("check: minimisation on either side of the critical weight decay")
     for factor in (0.97, 1.03):
         g = factor * gamma_c
         found = ref.multistart_minimum(widths, data, sigma2, np.full(depth + 1, g),
@@ -190,6 +195,7 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
                              f"allowed: {lowest:g} <= q <= 0.97")
 
     if "weight_correlation" in items:
+        status(f"check: Monte Carlo of the weight correlation (20 x {draws} draws)")
         batches = [ref.weight_correlation(model.perturbation, model.p, draws, rng)
                    for _ in range(20)]
         rows.append(_within_se("weight_correlation", build.call("weight_correlation", values),
@@ -200,11 +206,13 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
     # typical overlaps and N Var of finite random networks, every layer
     if model.kind == "sign":
         width, networks = LD_WIDTH_SIGN, max(200, draws // 20)
+        status(f"check: {networks} random sign networks of width {width}")
         samples = tails.sign_network_sample(model.perturbation, model.p, depth, width, networks,
                                             rng, model.input_overlap)
         how = f"full sign networks N={width} (exact O(N) sampler), {networks} nets"
     else:
         width, networks = LD_WIDTH, max(20, draws // 2000)
+        status(f"check: {networks} random networks of width {width}")
         sim = ref.sample_overlaps(model.activation, model.perturbation, model.p, depth, width,
                                   networks, rng, model.input_overlap,
                                   weight_variance=model.weight_variance)
@@ -248,6 +256,8 @@ def check_large_deviation(build: Build, values: Mapping[str, float], *, draws: i
                                                     rate_depth, last_only=True)
         points = [(rate_depth, q) for q in _rate_points(grid, curves[rate_depth - 1],
                                                          model.kind)]
+    status(f"check: rate function at q = {', '.join(f'{q:g}' for _, q in points)} from "
+           "finite-N chains")
     table = ld_report.convergence_rows(build, points, samples=max(500, draws // 20), rng=rng,
                                        values={**values, "depth": rate_depth})
     for row in table:
@@ -298,6 +308,7 @@ def check_expectation(build: Build, values: Mapping[str, float], *, draws: int, 
     last = int(values["step"])
     early = sorted({1, max(1, min(10, last))})
     steps = report.horizon_steps(max(last, 1))
+    status(f"check: Monte Carlo of noisy gradient descent ({2 * max(draws // 2, 2)} paths)")
     mc = report.monte_carlo(build, values, sorted(set(steps + early)), max(draws // 2, 2),
                             int(rng.integers(2**31)))
     index = {int(t): k for k, t in enumerate(mc.steps)}
@@ -351,6 +362,8 @@ def run_check(build: Build, fixed: Mapping[str, float], *, draws: int, starts: i
 
     check_constraints(build, Request([], values, {}), given=fixed)
     rng = np.random.default_rng(seed)
+    start = time.perf_counter()
     result = CHECKS[build.spec.family](build, values, draws=draws, starts=starts, rng=rng)
     rows, appendix = result if isinstance(result, tuple) else (result, "")
+    status(f"check: {len(rows)} comparisons in {format_seconds(time.perf_counter() - start)}")
     return CheckReport(build.spec.source, rows, appendix)

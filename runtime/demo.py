@@ -11,13 +11,15 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from codegen.cache import public_mode
 
+from .compile import CompileWatch
+from .progress import format_seconds
 from .session import Build, UsageError, apply_structural, build
 
 #: A report folder holds this file; only such a folder (or an empty one) is replaced.
@@ -371,13 +373,49 @@ FIGURES: dict[str, Callable[[Build, Path, bool], list[tuple[str, str]]]] = {
 }
 
 
+def _model_section(spec, path: Path, tmp: Path, label: str, quick: bool,
+                   checks: Mapping[str, object]) -> list[str]:
+    """The report section of one model: formulas, values at the defaults, figures, check."""
+    from .check import run_check
+
+    _say(f"{label}: building")
+    b = build(spec, on_derive=lambda _: _say(f"{label}: deriving ..."))
+    if b.rebuilt:
+        _say(f"{label}: derived in {format_seconds(b.seconds)}")
+    folder = tmp / path.stem
+    folder.mkdir()
+    shutil.copy(b.latex_path, folder / "formulas.tex")
+    shutil.copy(b.markdown_path, folder / "formulas.md")
+    lines = [f"## {path.stem} ({spec.family})", "",
+             spec.get("description", ""), "",
+             f"Formulas: [{path.stem}/formulas.md]({path.stem}/formulas.md), "
+             f"LaTeX: [{path.stem}/formulas.tex]({path.stem}/formulas.tex).", ""]
+    _say(f"{label}: evaluating")
+    values = b.defaults
+    rows = ["| quantity | value at the model's defaults |", "|---|---|"]
+    for q in b.quantities:
+        args = b.item(q)["arguments"]
+        if all(a in values for a in args):
+            rows.append(f"| `{q}` | {b.call(q, values):.10g} |")
+    lines += rows + [""]
+    for title, body in FIGURES.get(spec.family, lambda *_: [])(b, folder, quick):
+        lines += [f"### {title}", "", body.replace("](", f"]({path.stem}/"), ""]
+    if spec.family in checks:
+        _say(f"{label}: checking against the references")
+        report = run_check(b, {}, draws=20_000 if quick else 200_000,
+                           starts=8 if quick else 24)
+        lines += ["### Check against independent references", "", "```",
+                  report.table(), "```", ""]
+    return lines
+
+
 def run_demo(output: Path, quick: bool = False, paths: list[Path] | None = None) -> Path:
     """Build the report for every bundled model (or the model files ``paths``) into
     ``output`` (replaced atomically)."""
     from derivations.model import load_model
     from models import bundled_model_paths
 
-    from .check import CHECKS, run_check
+    from .check import CHECKS
 
     output = Path(output).resolve()
     if output.exists() and not (output / REPORT_MARKER).is_file() and (
@@ -396,33 +434,12 @@ def run_demo(output: Path, quick: bool = False, paths: list[Path] | None = None)
                  f"({time.strftime('%Y-%m-%d %H:%M')}).", ""]
         paths = bundled_model_paths() if paths is None else [Path(p) for p in paths]
         for number, path in enumerate(paths, start=1):
-            spec = load_model(path)
-            _say(f"[{number}/{len(paths)}] {path.stem}: building")
-            b = build(spec)
-            folder = tmp / path.stem
-            folder.mkdir()
-            shutil.copy(b.latex_path, folder / "formulas.tex")
-            shutil.copy(b.markdown_path, folder / "formulas.md")
-            lines += [f"## {path.stem} ({spec.family})", "",
-                      spec.get("description", ""), "",
-                      f"Formulas: [{path.stem}/formulas.md]({path.stem}/formulas.md), "
-                      f"LaTeX: [{path.stem}/formulas.tex]({path.stem}/formulas.tex).", ""]
-            _say(f"[{number}/{len(paths)}] {path.stem}: evaluating")
-            values = b.defaults
-            rows = ["| quantity | value at the model's defaults |", "|---|---|"]
-            for q in b.quantities:
-                args = b.item(q)["arguments"]
-                if all(a in values for a in args):
-                    rows.append(f"| `{q}` | {b.call(q, values):.10g} |")
-            lines += rows + [""]
-            for title, body in FIGURES.get(spec.family, lambda *_: [])(b, folder, quick):
-                lines += [f"### {title}", "", body.replace("](", f"]({path.stem}/"), ""]
-            if spec.family in CHECKS:
-                _say(f"[{number}/{len(paths)}] {path.stem}: checking against the references")
-                report = run_check(b, {}, draws=20_000 if quick else 200_000,
-                                   starts=8 if quick else 24)
-                lines += ["### Check against independent references", "", "```",
-                          report.table(), "```", ""]
+            label = f"[{number}/{len(paths)}] {path.stem}"
+            model_start = time.perf_counter()
+            with CompileWatch(label=label):
+                lines += _model_section(load_model(path), path, tmp, label, quick, CHECKS)
+            _say(f"{label}: done in {format_seconds(time.perf_counter() - model_start)} "
+                 f"(total {format_seconds(time.perf_counter() - start)})")
         lines.append(f"Report built in {time.perf_counter() - start:.1f} s.")
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
         if output.exists() and output.is_dir() and not any(output.iterdir()):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TextIO
 
@@ -350,11 +351,19 @@ def format_bytes(size: float) -> str:
 
 
 def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray],
-                 max_rows: int = 60, total: int | None = None) -> str:
-    """A fixed-width text table (head and tail when long).  ``total``: the number of rows of
-    the sweep when the columns hold only its first and last rows (a streamed sweep)."""
+                 max_rows: int = 60, total: int | None = None,
+                 grid_text: Mapping[str, str] | None = None) -> str:
+    """A fixed-width text table (head and tail when long).
+
+    ``total``: the number of rows of the sweep when the columns hold only its first and last
+    rows (a streamed sweep).  ``grid_text`` maps a grid column to its ``--grid`` text: a
+    ``START:STOP:NUM`` column prints the value each point stands for
+    (:func:`grid_formatter`), not float noise such as ``-5.551115123e-17`` for 0; the CSV
+    keeps the floats evaluated, in full precision."""
     names = list(points) + list(results)
     cols = [points[n] for n in points] + [results[n] for n in results]
+    formatters = [grid_formatter((grid_text or {}).get(n, "")) or _fmt for n in points]
+    formatters += [_fmt] * len(results)
     n = cols[0].size if cols else 0
     rows_idx = list(range(n))
     if total is not None and total > n:  # the columns are head and tail already
@@ -368,12 +377,67 @@ def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndar
         if i == -1:
             out.append(f"... ({n - 2 * (max_rows // 2)} rows not shown; use --csv)")
             continue
-        out.append("  ".join(f"{_fmt(c[i]):>{width}}" for c in cols))
+        out.append("  ".join(f"{f(float(c[i])):>{width}}"
+                             for f, c in zip(formatters, cols, strict=True)))
     return "\n".join(out)
 
 
 def _fmt(v: float) -> str:
     return "nan" if math.isnan(v) else f"{v:.10g}"
+
+
+#: A grid value is shown as the START + k STEP it stands for when it lies this close to it,
+#: relative to the spacing STEP (linspace is exact to a few units in the last place).
+GRID_SNAP = 1e-9
+#: Exact grid values with at most this many decimal places are printed exactly.
+GRID_PLACES = 12
+#: ... and at most this many characters (else as any other number, 10 significant digits).
+GRID_CHARS = 14
+
+
+def grid_formatter(text: str) -> Callable[[float], str] | None:
+    """For a ``--grid`` axis ``START:STOP:NUM``: a formatter printing each point as the number
+    it stands for, START + k (STOP - START)/(NUM - 1) computed exactly from the decimal text
+    (exactly when that is a short decimal, else to 10 significant digits). None for other
+    axes (a list of values: each float is the value typed)."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        return None
+    try:
+        start, stop, num = Fraction(parts[0].strip()), Fraction(parts[1].strip()), int(parts[2])
+    except (ValueError, ZeroDivisionError):
+        return None
+    if num < 1:
+        return None
+    step = (stop - start) / (num - 1) if num > 1 else Fraction(0)
+
+    def fmt(value: float) -> str:
+        k = round((value - float(start)) / float(step)) if step else 0
+        exact = start + k * step
+        if not (0 <= k < num) or abs(float(exact) - value) > GRID_SNAP * abs(float(step)):
+            return _fmt(value)
+        return _decimal(exact)
+
+    return fmt
+
+
+def _decimal(value: Fraction) -> str:
+    """``value`` as an exact decimal when it has one that is short, else like :func:`_fmt`."""
+    denominator, places = value.denominator, 0
+    for factor in (2, 5):
+        while denominator % factor == 0:
+            denominator //= factor
+    if denominator == 1:
+        while (value * 10**places).denominator != 1:
+            places += 1
+        if places <= GRID_PLACES:
+            digits = f"{value.numerator * 10**places // value.denominator}"
+            sign, digits = ("-", digits[1:]) if digits.startswith("-") else ("", digits)
+            digits = digits.rjust(places + 1, "0")
+            text = sign + (digits[:-places] + "." + digits[-places:] if places else digits)
+            if len(text) <= GRID_CHARS:
+                return text
+    return _fmt(float(value))
 
 
 def write_csv(path: Path, points: Mapping[str, np.ndarray],
@@ -421,7 +485,7 @@ class TablePreview:
                          for n, t in self.tail.items()}
         self.rows += next(iter(columns.values())).size
 
-    def table(self) -> str:
+    def table(self, grid_text: Mapping[str, str] | None = None) -> str:
         """:func:`format_table` of the sweep: every row, or head and tail of a long one."""
         shown = next(iter(self.head.values())).size
         late = min(self.rows - shown, self.keep)
@@ -429,7 +493,8 @@ class TablePreview:
                    for n, h in self.head.items()}
         points = {n: columns[n] for n in self.grid}
         results = {n: c for n, c in columns.items() if n not in points}
-        return format_table(points, results, max_rows=2 * self.keep, total=self.rows)
+        return format_table(points, results, max_rows=2 * self.keep, total=self.rows,
+                            grid_text=grid_text)
 
 
 def check_output_path(path: Path, option: str = "") -> Path:
@@ -474,14 +539,34 @@ def atomic_write_text(path: Path, text: str, option: str = "") -> None:
         tmp.write_text(text)
 
 
+#: File formats ``--plot`` writes, named by the file's extension.
+PLOT_FORMATS = ("png", "pdf", "svg")
+#: Plot titles are wrapped at this many characters.
+TITLE_WIDTH = 90
+
+
+def plot_format(path: Path, option: str = "--plot") -> str:
+    """The format named by ``path``'s extension (png, pdf, svg), else a UsageError."""
+    fmt = Path(path).suffix.lower().lstrip(".")
+    if fmt not in PLOT_FORMATS:
+        problem = f"unsupported format {fmt!r}" if fmt else "no file extension"
+        raise UsageError(f"{option} {path}: {problem}; allowed: a file name ending in "
+                         + ", ".join(f".{f}" for f in PLOT_FORMATS))
+    return fmt
+
+
 def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
          results: Mapping[str, np.ndarray], title: str) -> None:
     """Line plot of every quantity against the first grid axis (one line per value of a
-    second axis when there is one). Written atomically as PNG."""
+    second axis when there is one). Written atomically in the format of the extension
+    (:data:`PLOT_FORMATS`; SVG keeps its text as text)."""
+    fmt = plot_format(path)
     if not request.grid:
         raise UsageError("--plot: needs at least one --grid axis; allowed: --grid NAME=A:B:N")
     if len(request.grid) > 2:
         raise UsageError("--plot: at most two --grid axes can be drawn; allowed: one or two")
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -505,10 +590,11 @@ def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
         ax.set_xlabel(x_name)
         ax.set_ylabel(q)
         ax.grid(alpha=0.3)
-    axes[0, 0].set_title(title)
+    axes[0, 0].set_title("\n".join(textwrap.wrap(title, TITLE_WIDTH)), fontsize=9)
     fig.tight_layout()
     try:
-        with atomic_output(path, "--plot", suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=120)
+        with matplotlib.rc_context({"svg.fonttype": "none"}), \
+                atomic_output(path, "--plot", suffix=f".{fmt}") as tmp:
+            fig.savefig(tmp, format=fmt, dpi=120)
     finally:
         plt.close(fig)

@@ -105,7 +105,7 @@ class Build:
 def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None) -> Build:
     """Derive and generate the model's kernels unless an intact build is cached.
 
-    ``on_derive`` is called before a derivation starts (e.g. to say so on a terminal).
+    ``on_derive`` is called before a derivation starts (e.g. to say so on stderr).
     """
     from codegen.cache import lookup
 
@@ -114,14 +114,26 @@ def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None)
     found = lookup(spec.stem, text)
     if found is not None:
         return Build(spec, found, False, time.perf_counter() - start)
-    from codegen.cache import ensure_built
+    from codegen.cache import ensure_built, version_dir
     from derivations import derive
 
     spec = spec.with_cross_checks()
+    version_dir().mkdir(parents=True, exist_ok=True)  # an unusable cache: an error, not news
     if on_derive is not None:
         on_derive(spec)
     artifacts, rebuilt = ensure_built(spec.stem, text, lambda: derive(spec), spec.source)
     return Build(spec, artifacts, rebuilt, time.perf_counter() - start)
+
+
+def format_value(build_: Build, name: str, value: Any) -> str:
+    """``value`` of parameter ``name`` for messages: whole values of an integer parameter as
+    integers (``step = 200``), other numbers in full precision (``repr``)."""
+    p = build_.params.get(name)
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        if p is not None and p["integer"] and math.isfinite(value) and float(value).is_integer():
+            return str(int(value))
+        return repr(float(value))
+    return str(value)
 
 
 def check_value(build_: Build, name: str, value: float, label: str) -> float:
@@ -130,8 +142,8 @@ def check_value(build_: Build, name: str, value: float, label: str) -> float:
     domain = Domain(p["lower"], p["upper"], p["lower_closed"], p["upper_closed"], p["integer"])
     if not (isinstance(value, float | int) and math.isfinite(value)
             and domain.contains(value)):
-        raise UsageError(f"{label}: {name} = {value!r} is outside the domain of {name}; "
-                         f"allowed: {domain}")
+        raise UsageError(f"{label}: {name} = {format_value(build_, name, value)} is outside "
+                         f"the domain of {name}; allowed: {domain}")
     return float(value)
 
 

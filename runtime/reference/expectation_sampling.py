@@ -2,8 +2,9 @@
 
 An *independent reference implementation*, written by hand from the notes ``borovykh2019.md``
 (sections 2-8) with numpy only: no sympy, no numba, nothing from ``derivations``,
-``codegen`` or other ``runtime`` modules. It exists to cross-check the derived formulas and the
-generated kernels of the "expectation recursions" family.
+``codegen`` or other ``runtime`` modules (only ``runtime.progress`` for progress bars). It
+exists to cross-check the derived formulas and the generated kernels of the "expectation
+recursions" family.
 
 Network (notes 2): scalar output, fully connected, standard parametrisation, no output bias,
 
@@ -35,6 +36,8 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
+
+from runtime.progress import progress
 
 __all__ = [
     "LinearisedPrediction",
@@ -621,7 +624,7 @@ def simulate_noisy_gd(
             net, w0, (xt, y, xs), learning_rate, s, t_req, ref, pat0, job[0], job[1]
         )
 
-    parts = [run(job) for job in jobs]
+    parts = [run(job) for job in progress(jobs, total=len(jobs), desc="noisy GD paths")]
     fsum, lsum, dsum, changed = (sum(part[i] for part in parts) for i in range(4))
     fmom = [_pair_moments(fsum[k], pairs, ref.outputs[k]) for k in range(t_req.size)]
     lmom = [_pair_moments(lsum[k], pairs, ref.loss[k]) for k in range(t_req.size)]

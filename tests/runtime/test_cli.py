@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import fcntl
 import itertools
+import json
 import os
 import pty
 import re
@@ -377,6 +378,10 @@ def test_check_all_agree(cli, built: Run, work: Path) -> None:
     run = ok(cli("check", "weight_decay", "--draws", "20000", "--starts", "8", cwd=work))
     assert "all agree" in run.stdout
     assert "NO " not in run.stdout
+    # off a terminal, each phase is a status line on stderr (lines, not bars)
+    phases = [line for line in run.stderr.splitlines() if line.startswith("check: ")]
+    assert len(phases) >= 3 and "Monte Carlo" in run.stderr, run.stderr
+    assert "\r" not in run.stderr and "check: " not in run.stdout
 
 
 # -- progress bars ------------------------------------------------------------------------------
@@ -490,6 +495,9 @@ BAD_MODELS: dict[str, tuple[str | bytes, str]] = {
                    "data.input_output_covariance"),
     "moments_overflow": (model_text({EXY: "input_output_covariance = [1e200, 0.0]"}),
                          "data."),
+    "key_misspelt": (model_text({"depth = 2 ": "depht = 2 "}), "did you mean 'depth'"),
+    "data_key_at_top_level": (model_text({"depth = 2 ": "output_variance = 2.0\ndepth = 2 "}),
+                              "under [data]"),
     "toml_syntax": (model_text(append="depth = = 3\n"), "file"),
     "not_utf8": (b"\xff\xfe\x00\x01", "file"),
 }
@@ -551,6 +559,21 @@ BAD_ARGS: dict[str, tuple[list[str], list[str]]] = {
     "parallel_bad_choice": (["eval", "weight_decay", "b_star", "--parallel", "maybe"],
                             ["--parallel"]),
     "unknown_command": (["frobnicate"], ["frobnicate"]),
+    "quantity_misspelt": (["eval", "weight_decay", "b_sta"], ["b_sta", "did you mean 'b_star'"]),
+    "set_misspelt": (["eval", "weight_decay", "b_star", "--set", "weight_decy=0.1"],
+                     ["--set", "did you mean 'weight_decay'"]),
+    "grid_misspelt": (["eval", "weight_decay", "b_star", "--grid", "nois_variance=0:1:3"],
+                      ["--grid", "did you mean 'noise_variance'"]),
+    "integer_parameter_echo": (["eval", "ld_sign_dilution", "typical_overlap", "--set",
+                                "grid_size=2"], ["--set grid_size", "grid_size = 2 is"]),
+    "csv_twice": (["eval", "weight_decay", "b_star", "--csv", "a.csv", "--csv", "b.csv"],
+                  ["--csv", "twice"]),
+    "plot_twice": (["eval", "weight_decay", "b_star", "--grid", "weight_decay=0.1,0.2",
+                    "--plot", "a.png", "--plot", "b.png"], ["--plot", "twice"]),
+    "plot_format_unknown": (["eval", "weight_decay", "b_star", "--grid", "weight_decay=0.1,0.2",
+                             "--plot", "x.jpg"], ["--plot x.jpg", ".png", ".pdf", ".svg"]),
+    "plot_no_extension": (["eval", "weight_decay", "b_star", "--grid", "weight_decay=0.1,0.2",
+                           "--plot", "x"], ["--plot x", ".png", ".pdf", ".svg"]),
     "grid_value_with_newline": (["eval", "weight_decay", "b_star", "--grid",
                                  "weight_decay=0.1,x\ny"], ["--grid", "weight_decay"]),
 }
@@ -576,6 +599,11 @@ CORE_CASES = {
     "args:set_depth_zero", "args:set_unknown", "args:set_inconsistent_output_variance",
     "args:csv_is_a_folder", "args:draws_wrong_type", "args:plot_without_grid",
     "args:grid_value_with_newline",
+    # issue 11: suggestions, where a key belongs, integers, repeated options, plot formats
+    "model:key_misspelt", "model:data_key_at_top_level", "args:quantity_misspelt",
+    "args:set_misspelt", "args:grid_misspelt", "args:integer_parameter_echo", "args:csv_twice",
+    "args:plot_twice", "args:plot_format_unknown", "args:plot_no_extension",
+    "args:unknown_command",
 }
 ALL_CASES = [f"model:{n}" for n in BAD_MODELS] + [f"args:{n}" for n in BAD_ARGS]
 assert CORE_CASES <= set(ALL_CASES)
@@ -616,10 +644,15 @@ def bad_result(request: pytest.FixtureRequest, key: str) -> Run:
     return request.getfixturevalue(fixture)[key]
 
 
+#: Status lines that may precede an error on stderr (a derivation or compilation on the way).
+STATUS_LINE = re.compile(r"^(deriving .* \.\.\.|derived .* in .*|compiling .* \(first use\).*"
+                         r"|compiled .* \(first use\) in .*)$")
+
+
 def assert_one_line_usage_error(run: Run, must_contain: list[str]) -> None:
     assert "Traceback" not in run.stderr, run.stderr
     assert run.returncode == 2, f"exit {run.returncode}: {run.stderr!r}"
-    lines = run.stderr.splitlines()
+    lines = [line for line in run.stderr.splitlines() if not STATUS_LINE.match(line)]
     assert len(lines) == 1, f"not one line: {run.stderr!r}"
     message = lines[0]
     assert "allowed" in message, message
@@ -650,7 +683,7 @@ def test_bad_input_leaves_nothing_in_the_cache(bad_results: dict[str, Run],
 
 def test_bad_output_paths_leave_no_files(bad_results: dict[str, Run], bad_folder: Path) -> None:
     names = {p.name for p in bad_folder.iterdir()}
-    assert "x.png" not in names
+    assert not {"x.png", "x.jpg", "x", "a.png", "b.png", "a.csv", "b.csv"} & names, names
     assert not [n for n in names if n.startswith(".")], names  # no temporary files
     assert list((bad_folder / "out_folder").iterdir()) == []
 
@@ -729,3 +762,147 @@ def test_expectation_eval_list_grid_order_override_and_stability(cli, work: Path
               cwd=work)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "stability" in run.stderr and "learning_rate" in run.stderr, run.stderr
+
+
+# -- issue 11: what a long command is doing, discoverability, plots, small things ------------
+
+COMPILING = re.compile(r"compiling \d+ kernels? \(first use\)")
+COMPILED = re.compile(r"compiled \d+ kernels? \(first use\) in [0-9.]+ s")
+
+
+def test_first_use_says_compiling_once_and_quiet_says_nothing(cli, built: Run,
+                                                              work: Path) -> None:
+    """Off a terminal a first use that compiles says so on stderr, with the time it took,
+    and stdout stays the CSV; the next run loads the kernels and says nothing; -q silences.
+    (Kernels no other test of this file evaluates, so that they compile here.)"""
+    grid = ["--grid", "weight_decay=0.1,0.2", "--csv", "-"]
+    quiet = cli("-q", "eval", "weight_decay", "barrier_b", *grid, cwd=work)
+    assert quiet.returncode == 0 and quiet.stderr == "", quiet.stderr
+    first = ok(cli("eval", "weight_decay", "spinodal_weight_decay", *grid, cwd=work))
+    assert COMPILING.search(first.stderr) and COMPILED.search(first.stderr), first.stderr
+    # one kernel: the constraint check compiled in the quiet run, spinodal_weight_decay's
+    # scalar kernel compiles inside its grid kernel (predicted count = counted compilations)
+    assert "compiling 1 kernel (" in first.stderr and "compiled 1 kernel (" in first.stderr
+    assert first.stdout.splitlines()[0] == "weight_decay,spinodal_weight_decay"
+    assert len(first.stdout.splitlines()) == 3  # the CSV only
+    again = ok(cli("eval", "weight_decay", "spinodal_weight_decay", *grid, cwd=work))
+    assert "compil" not in again.stderr, again.stderr
+    assert again.stdout == first.stdout
+
+
+@pytest.mark.slow  # derives the D = 1 and D = 3 models of the figure and runs the check
+def test_demo_reports_each_model_with_its_time(tmp_path: Path, kernel_cache_dir: Path,
+                                               capsys: pytest.CaptureFixture,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import models
+    from runtime import demo
+
+    monkeypatch.delenv("NETDERIVE_PROGRESS", raising=False)  # stderr is captured: lines
+    demo.run_demo(tmp_path / "report", quick=True, paths=[models.bundled_model("weight_decay")])
+    err = capsys.readouterr().err
+    assert re.search(r"^\[1/1\] weight_decay: done in [0-9.]+ s", err, re.M), err
+
+
+def test_version(cli, work: Path) -> None:
+    from importlib.metadata import version
+
+    run = ok(cli("--version", cwd=work))
+    assert run.stdout.split() == ["netderive", version("netderive")]
+
+
+def test_info_shows_quantities_parameters_and_model_keys(cli, built: Run, work: Path) -> None:
+    run = ok(cli("info", "weight_decay", "--set", "noise_variance=0.25", cwd=work))
+    out = built.stdout.strip()
+    directory = Path(out.split(" -> ")[-1] if " -> " in out else out.split("(")[1].split(",")[0])
+    manifest = json.loads((directory / "manifest.json").read_text())
+    for item in manifest["items"]:
+        if not item["internal"]:  # every quantity, with its meaning
+            assert re.search(rf"^  {item['name']}( |$)", run.stdout, re.M), item["name"]
+            assert item["meaning"].split()[0] in run.stdout
+    section = run.stdout.split("\nparameters")[1].split("\n\n")[0]
+    lines = {line.split()[0]: line for line in section.splitlines()
+             if re.match(r"^  \S", line)}
+    for p in manifest["params"]:  # every parameter with its domain
+        assert p["domain"] in lines[p["name"]], lines[p["name"]]
+    assert "0.25" in lines["noise_variance"] and "default 0.2" in lines["weight_decay"]
+    assert re.search(r"^  depth = 2 ", run.stdout, re.M)  # a model key with its value
+    assert "[data] input_covariance = 2 x 2 matrix" in run.stdout  # a table, summarised
+
+
+@pytest.mark.parametrize("fmt, magic", [("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_plot_writes_the_format_of_its_extension(cli, built: Run, tmp_path: Path, fmt: str,
+                                                 magic: bytes) -> None:
+    ok(cli("eval", "weight_decay", "b_star", "--grid", "weight_decay=0.05:0.6:12", "--set",
+           "noise_variance=0.25", "--plot", f"out.{fmt}", cwd=tmp_path))
+    data = (tmp_path / f"out.{fmt}").read_bytes()
+    assert data.startswith(magic), data[:20]
+    if fmt == "svg":  # the title names the model and the --set values
+        assert b"weight_decay" in data and b"noise_variance = 0.25" in data
+    assert [p.name for p in tmp_path.iterdir()] == [f"out.{fmt}"]
+
+
+def test_table_shows_grid_values_the_csv_keeps_the_floats(cli, tmp_path: Path) -> None:
+    """linspace(-0.5, 0.9, 15)[5] is -5.55e-17: the table shows the 0 it stands for."""
+    run = ok(cli("eval", "ld_sign_dilution", "typical_overlap", "--grid",
+                 "input_overlap=-0.5:0.9:15", "--csv", "out.csv", cwd=tmp_path))
+    table = [line.split() for line in run.stdout.splitlines()[1:]]
+    assert [row[0] for row in table] == ["-0.5", "-0.4", "-0.3", "-0.2", "-0.1", "0", "0.1",
+                                         "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"]
+    _, rows = read_csv(tmp_path / "out.csv")
+    assert [row[0] for row in rows] == [repr(float(v)) for v in np.linspace(-0.5, 0.9, 15)]
+    assert float(rows[5][0]) != 0.0  # the evaluated float, in full precision
+
+
+def test_argparse_errors_name_the_program_once(bad_results: dict[str, Run]) -> None:
+    for key in ("args:unknown_command", "args:draws_wrong_type"):
+        message = bad_results[key].stderr
+        assert message.startswith("netderive: error: "), message
+        assert "error: netderive" not in message, message
+
+
+def test_check_help_states_the_exit_status(cli, work: Path) -> None:
+    run = ok(cli("check", "--help", cwd=work))
+    assert re.search(r"^\s*1\s.*disagree", run.stdout, re.M), run.stdout
+
+
+def _cache_cli(env: dict[str, str], root: Path, *args: str) -> Run:
+    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "cache", *args], cwd=root.parent,
+                          env={**env, "NETDERIVE_CACHE_DIR": str(root)}, capture_output=True,
+                          text=True, timeout=60)
+    return ok(Run(["cache", *args], proc.returncode, proc.stdout, proc.stderr, 0.0))
+
+
+def test_cache_lists_and_cleans_other_versions(env, tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    root = tmp_path / "cache"
+    current = root / f"sympy-{version('sympy')}-numba-{version('numba')}"
+    old = root / "sympy-1.0-numba-0.1"
+    folders = {"current": current / "weight_decay-0123456789ab",
+               "old": old / "ld_sign_dilution-aaaaaaaaaaaa",
+               "stale": current / ".weight_decay-bbbbbbbbbbbb.tmp-x1",
+               "running": current / ".weight_decay-cccccccccccc.tmp-x2",
+               "not ours": root / "my-notes"}
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+        (folder / "kernels.py").write_bytes(b"x" * 2000)
+    two_days_ago = time.time() - 2 * 86400
+    for path in (folders["stale"] / "kernels.py", folders["stale"]):
+        os.utime(path, (two_days_ago, two_days_ago))
+
+    listing = _cache_cli(env, root).stdout
+    lines = {name: next(line for line in listing.splitlines() if key in line)
+             for name, key in (("current", "0123456789ab"), ("old", "aaaaaaaaaaaa"),
+                               ("stale", "bbbbbbbbbbbb"), ("running", "cccccccccccc"))}
+    assert "weight_decay" in lines["current"] and lines["current"].endswith("current")
+    assert "ld_sign_dilution" in lines["old"] and "sympy-1.0-numba-0.1" in lines["old"]
+    assert "other version" in lines["old"] and "2.0 kB" in lines["old"]
+    assert "stale" in lines["stale"] and "stale" not in lines["running"]
+    assert "my-notes" not in listing
+
+    _cache_cli(env, root, "--clean")
+    assert not old.exists() and not folders["stale"].exists()
+    assert all(folders[k].exists() for k in ("current", "running", "not ours"))
+    _cache_cli(env, root, "--clean", "--all")
+    assert not folders["current"].exists()
+    assert folders["running"].exists() and folders["not ours"].exists()  # never touched
