@@ -17,7 +17,7 @@ import numpy as np
 from codegen.cache import public_mode
 
 from .progress import progress
-from .session import Build, UsageError, check_value, parse_number
+from .session import Build, UsageError, check_value, format_value, parse_number
 
 #: Below this many points the single-core grid kernel is used (parallel start-up costs more).
 PARALLEL_THRESHOLD = 20_000
@@ -159,21 +159,13 @@ def check_constraints(build: Build, request: Request, given: Mapping[str, float]
                 continue
             i = int(np.argmax(bad))
             args = build.item(name)["arguments"]
-            at = ", ".join(f"{a} = {_echo(build, a, points[a][i] if a in points else fixed[a])}"
-                           for a in args)
+            at = ", ".join(f"{a} = {format_value(build, a, float(value))}" for a, value in (
+                (a, points[a][i] if a in points else fixed[a]) for a in args))
             options = [f"--grid {a}" if a in points else f"--set {a}" for a in args
                        if a in points or a in given] or [build.spec.source]
             raise UsageError(f"{', '.join(options)}: violates {constraint['meaning']} at "
                              f"{at} ({name} = {margin[i]:.6g}); allowed: values with "
                              f"{name} >= 0")
-
-
-def _echo(build: Build, name: str, value: float) -> str:
-    """A parameter value as the user would write it (integers without a decimal point)."""
-    value = float(value)
-    if build.params[name]["integer"] and value.is_integer():
-        return str(int(value))
-    return repr(value)
 
 
 def check_values(build: Build, name: str, values: np.ndarray, label: str) -> None:
