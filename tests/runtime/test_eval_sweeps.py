@@ -133,7 +133,7 @@ def test_csv_to_a_closed_pipe_stops_quietly(weight_decay, kernel_cache_dir, tmp_
     """``eval ... --csv - | head -1``: the reader goes away; no traceback, SIGPIPE's status."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETDERIVE_")}
     env["NETDERIVE_CACHE_DIR"] = str(kernel_cache_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "eval", "weight_decay",
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "-q", "eval", "weight_decay",
                              "noise_factor", "--grid", "weight_decay=0.1:1:1000", "--grid",
                              "noise_variance=0:1:1000", "--csv", "-"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
