@@ -43,6 +43,7 @@ from derivations.ir import (
     Recurrence,
     Root,
     Statement,
+    array_elements,
     canonical,
 )
 
@@ -730,8 +731,13 @@ class KernelPrinter:
                   "    _done = 0",
                   "    for _i in range(_counts.shape[0]):",
                   "        while _done < _counts[_i]:"]
-        for st in first.body:
-            lines += self._statement_lines(st, names, arrays, "            ", shapes)
+        users = _body_users(members)
+        for st, who in zip(first.body, users, strict=True):
+            if len(who) == len(members):
+                lines += self._statement_lines(st, names, arrays, "            ", shapes)
+            elif who:  # needed by some items only (e.g. a running lambda_max): when wanted
+                lines.append(f"            if {' or '.join(f'_wanted[{k}]' for k in who)}:")
+                lines += self._statement_lines(st, names, arrays, "                ", shapes)
         lines.append("            _done += 1")
         lines += [f"        {a} = _points[_i, {k}]" for k, a in enumerate(point)]
         before = {st.target.func.__name__ for st in (*first.setup, *first.body)}
@@ -1092,6 +1098,36 @@ class KernelPrinter:
             *self._array_constants,
         ]
         return "\n".join(head) + "\n\n\n" + "\n\n\n".join(bodies) + "\n"
+
+
+def _arrays_read(st: Statement) -> set[str]:
+    """Names of the arrays a statement reads (its value's elements; lambda_max its matrix)."""
+    if isinstance(st, LargestEigenvalue):
+        return {st.matrix}
+    return {e.func.__name__ for e in array_elements(st.value)}
+
+
+def _body_users(members: list[ArrayProgram]) -> list[list[int]]:
+    """For every body statement of the shared program, the members (by position) whose
+    output needs it: it writes an array that the member's finish or output reads, or that a
+    body statement it needs reads (a fixed point: the body repeats)."""
+    body = members[0].body
+    users: list[list[int]] = [[] for _ in body]
+    for k, member in enumerate(members):
+        needed = {e.func.__name__ for e in array_elements(member.output)}
+        for st in member.finish:
+            needed |= _arrays_read(st) | {st.target.func.__name__}
+        grown = True
+        while grown:
+            grown = False
+            for st in body:
+                if st.target.func.__name__ in needed and not _arrays_read(st) <= needed:
+                    needed |= _arrays_read(st)
+                    grown = True
+        for j, st in enumerate(body):
+            if st.target.func.__name__ in needed:
+                users[j].append(k)
+    return users
 
 
 INTERPOLATION_HELPER = "\n".join([

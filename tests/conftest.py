@@ -180,11 +180,12 @@ def toy_path_saddle_items() -> tuple:
     )
 
 
-def toy_array_programs() -> tuple[ArrayProgram, ArrayProgram]:
+def toy_array_programs() -> tuple[ArrayProgram, ...]:
     r"""K rotations by the angle a of (1, 0), through a scatter into a flat 2 x 2 matrix:
     ``rot`` = :math:`2[\cos(Ka) + q\sin(Ka)]` and, from the same program, ``rot_eig`` =
     :math:`\lambda_{\max}` of the symmetric :math:`[[x_0, qx_1], [qx_1, -x_0]]` =
-    :math:`\sqrt{\cos^2(Ka) + q^2\sin^2(Ka)}` (closed forms)."""
+    :math:`\sqrt{\cos^2(Ka) + q^2\sin^2(Ka)}` and ``rot_min`` = :math:`q + \min_{k\le K}
+    \cos(ka)` (a body statement that only ``rot_min`` needs) (closed forms)."""
     i, j, k = sp.symbols("i j k", integer=True, nonnegative=True)
 
     def el(name, *idx):
@@ -202,13 +203,16 @@ def toy_array_programs() -> tuple[ArrayProgram, ArrayProgram]:
         ArrayStatement(el("y", i), 0, ((i, 2),)),
         ArrayStatement(el("y", i), el("R", i, j) * el("x", j), ((i, 2), (j, 2)), True),
         ArrayStatement(el("x", i), el("y", i), ((i, 2),)),
+        ArrayStatement(el("low", 0), sp.Min(el("low", 0), el("x", 0)),
+                       meaning="running minimum: only rot_min needs it"),
     )
     finish = (ArrayStatement(el("out", k), el("x", 0) + Q * el("x", 1), ((k, 9),)),)
     constants = (ArrayConstant("sign", (2,), (-1.0, 1.0), "signs of the off-diagonal"),
                  ArrayConstant("x0", (2,), (1.0, 0.0), "start"))
     arrays = (("angle", (2,)), ("flat", (4,)), ("R", (2, 2)), ("x", (2,)), ("y", (2,)),
-              ("out", (9,)), ("M", (3, 3)), ("lam", (1,)))
-    setup += (ArrayStatement(el("x", i), el("x0", i), ((i, 2),)),)
+              ("out", (9,)), ("M", (3, 3)), ("lam", (1,)), ("low", (1,)))
+    setup += (ArrayStatement(el("x", i), el("x0", i), ((i, 2),)),
+              ArrayStatement(el("low", 0), el("x0", 0)))
     eigen = (
         ArrayStatement(el("M", 0, 0), el("x", 0)),
         ArrayStatement(el("M", 1, 1), -el("x", 0)),
@@ -226,6 +230,9 @@ def toy_array_programs() -> tuple[ArrayProgram, ArrayProgram]:
             "rot_eig", constants, arrays, setup, STEPS, body, eigen, el("lam", 0),
             "largest eigenvalue of [[x0, q x1], [q x1, -x0]] after K rotations",
             "Toy 2024, eq. (23)"),
+        ArrayProgram(
+            "rot_min", constants, arrays, setup, STEPS, body, (), el("low", 0) + Q,
+            "q + min over k = 0..K of cos(k a)", "Toy 2024, eq. (24)"),
     )
 
 

@@ -52,6 +52,7 @@ TOY_ITEMS = (
     "at_root",
     "rot",
     "rot_eig",
+    "rot_min",
     "ar_mean",
     "path_rate",
     "path_scgf",
@@ -281,6 +282,21 @@ def test_array_program_is_k_rotations(toy_set, toy_kernels) -> None:
         lam = math.hypot(math.cos(k * a), q * math.sin(k * a))
         assert toy_kernels.rot_eig(a, q, float(k)) == pytest.approx(lam, rel=1e-12)
         assert float(evaluate(toy_set, "rot_eig", p)) == pytest.approx(lam, rel=1e-12)
+        low = q + min(math.cos(j * a) for j in range(k + 1))
+        assert toy_kernels.rot_min(a, q, float(k)) == pytest.approx(low, rel=1e-12, abs=1e-12)
+        assert float(evaluate(toy_set, "rot_min", p)) == pytest.approx(low, rel=1e-12,
+                                                                      abs=1e-12)
+
+
+def test_body_statements_run_only_for_the_items_that_need_them(toy_set) -> None:
+    """The running minimum of the toy body is needed by rot_min only: the compiled program
+    runs it only when rot_min is wanted; the rotation serves every item."""
+    from codegen.numba_backend import _body_users
+
+    members = [toy_set.item(n) for n in ("rot", "rot_eig", "rot_min")]
+    users = _body_users(members)
+    assert users[:3] == [[0, 1, 2]] * 3
+    assert users[3] == [2]
 
 
 def test_array_program_grid_records_one_trajectory_per_setting(toy_kernels) -> None:
@@ -321,7 +337,7 @@ def test_array_program_grid_runs_each_trajectory_once(toy_kernels, monkeypatch) 
     calls.clear()
     both = getattr(toy_kernels, helper + "_grid")(("rot", "rot_eig"), {"a": a, "q": q, "K": k},
                                                   18)
-    assert len(calls) == 2 and all(all(w) for _, w in calls)
+    assert len(calls) == 2 and all(list(w) == [True, True, False] for _, w in calls)
     np.testing.assert_allclose(both["rot"], want, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(both["rot_eig"], np.hypot(np.cos(k * a), q * np.sin(k * a)),
                                rtol=1e-12)
