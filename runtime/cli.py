@@ -437,16 +437,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "kB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return ""
-
-
 def cmd_cache(args: argparse.Namespace) -> int:
     from codegen.cache import cache_entries, cache_root, remove_entries, version_dir
+
+    from .evaluate import format_bytes
 
     if args.all and not args.clean:
         raise UsageError("--all: only with --clean; allowed: netderive cache --clean --all")
@@ -456,9 +450,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         chosen = [e for e in entries if e.removable or args.all]
         removed = remove_entries(chosen)
         for e in removed:
-            print(f"removed {e.path} ({_size(e.size)}, {e.status})")
+            print(f"removed {e.path} ({format_bytes(e.size)}, {e.status})")
         kept = len(entries) - len(removed)
-        print(f"removed {len(removed)} folders ({_size(sum(e.size for e in removed))}) from "
+        print(f"removed {len(removed)} folders ({format_bytes(sum(e.size for e in removed))}) from "
               f"{root}; kept {kept}")
         return 0
     print(f"cache root: {root} (current versions: {version_dir().name})")
@@ -470,10 +464,10 @@ def cmd_cache(args: argparse.Namespace) -> int:
     print(f"{'version':{version_width}s}  {'model':{width}s}  {'key':12s}  {'size':>9s}  status")
     for e in entries:
         print(f"{e.version:{version_width}s}  {e.model:{width}s}  {e.key:12s}  "
-              f"{_size(e.size):>9s}  {e.status}")
+              f"{format_bytes(e.size):>9s}  {e.status}")
     removable = [e for e in entries if e.removable]
-    print(f"{len(entries)} folders, {_size(sum(e.size for e in entries))}; netderive cache "
-          f"--clean removes {len(removable)} ({_size(sum(e.size for e in removable))})")
+    print(f"{len(entries)} folders, {format_bytes(sum(e.size for e in entries))}; netderive cache "
+          f"--clean removes {len(removable)} ({format_bytes(sum(e.size for e in removable))})")
     return 0
 
 
