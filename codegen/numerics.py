@@ -11,7 +11,9 @@ import numpy as np
 
 #: Blocks up to this size get every eigenvalue from LAPACK (``eigvalsh``, exact to rounding);
 #: larger ones use Lanczos iteration, whose cost grows as size^2 per iteration instead of
-#: size^3 (measured crossover on a 2-core machine: benchmarks/bench_eigenvalue.py).
+#: size^3.  Measured (benchmarks/bench_eigenvalue.py, idle 2-core machine): eigvalsh takes
+#: 5.0 ms at 400 rows, under a tenth of an order-2 expectation step of that size (~70 ms);
+#: Lanczos is faster from ~100 rows (0.27 ms at 400) but only an estimate (from above).
 EIGVALSH_MAX_SIZE = 400
 #: Lanczos stops when the residual ``|A y - theta y|`` of its largest Ritz pair is at most this
 #: times ``max(|theta|, 1)``; the result is ``theta`` plus that residual (rounded up).
