@@ -895,7 +895,7 @@ def test_cache_lists_and_cleans_other_versions(env, tmp_path: Path) -> None:
                                ("stale", "bbbbbbbbbbbb"), ("running", "cccccccccccc"))}
     assert "weight_decay" in lines["current"] and lines["current"].endswith("current")
     assert "ld_sign_dilution" in lines["old"] and "sympy-1.0-numba-0.1" in lines["old"]
-    assert "other version" in lines["old"] and "2.0 kB" in lines["old"]
+    assert "other version" in lines["old"] and "1.95 KiB" in lines["old"]
     assert "stale" in lines["stale"] and "stale" not in lines["running"]
     assert "my-notes" not in listing
 
