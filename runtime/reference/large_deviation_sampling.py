@@ -813,9 +813,13 @@ def _legendre(stats: np.ndarray, log_w: np.ndarray, target: np.ndarray,
     theta0 = np.zeros(sub.shape[0]) if start is None else np.asarray(start, dtype=float)[free]
     if not np.all(np.isfinite(theta0)):
         theta0 = np.zeros(sub.shape[0])
-    res = scipy.optimize.minimize(fun, theta0, jac=True, hess=hess,
-                                  method="trust-exact",
-                                  options={"gtol": 0.1 * _DUAL_GTOL, "maxiter": 200})
+    try:
+        res = scipy.optimize.minimize(fun, theta0, jac=True, hess=hess,
+                                      method="trust-exact",
+                                      options={"gtol": 0.1 * _DUAL_GTOL, "maxiter": 200})
+    except ValueError:  # scipy >= 1.17: trust-exact refuses a non-finite trial step, which
+        # only a target on or outside the hull's boundary produces (theta -> inf)
+        return math.inf, np.zeros(stats.shape[0])
     # trust-exact stops ("precision loss") once the predicted decrease is below the roundoff of
     # the value, which can leave |gradient| ~ 1e-9; a few plain Newton steps, kept while they
     # shrink the gradient, finish the job
