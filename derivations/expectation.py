@@ -792,9 +792,10 @@ def derive(spec: ModelSpec) -> FormulaSet:
                     "(order 2)", "4.3"),
             program("closure_indicator", arrays + extra, setup, body, final,
                     sp.Max(*ratio) if n > 1 else ratio[0],
-                    "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i): warn above 0.1 (the "
-                    "Gaussian closure over-spreads training outputs); 0 where tr(H_i S H_i S) "
-                    "= 0, e.g. at step 0 (S_0 = 0: c_t -> 0 as S_t -> 0)", "8.5"),
+                    "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i), a diagnostic: above 0.1 "
+                    "the Gaussian closure over-spreads the training outputs; 0 where "
+                    "tr(H_i S H_i S) = 0, e.g. at step 0 (S_0 = 0: c_t -> 0 as S_t -> 0)",
+                    "8.5"),
         ]
     notes = [
         f"Network: input dimension {d}, hidden widths {list(net.widths)}, activation "
@@ -821,7 +822,8 @@ def derive(spec: ModelSpec) -> FormulaSet:
     return FormulaSet(name=spec.stem, family="expectation", source=spec.source,
                       params=tuple(params), items=tuple(items), latex_names=tuple(latex),
                       notes=tuple(notes),
-                      constraints=(("stability_margin", "the stability condition eta "
-                                    "lambda_max < 2 at every state from step 0 (lambda_max of "
-                                    "Theta for order 1, of K-bar_t for orders 2 and 3); lower "
-                                    "learning_rate"),))
+                      constraints=(("stability_margin", "eta lambda_max must stay below 2 "
+                                    "at each state s up to the step asked (lambda_max of Theta "
+                                    "at order 1, of the expected loss Hessian K-bar_s at orders "
+                                    "2 and 3): use a smaller learning_rate (at orders 2 and 3 "
+                                    "also a smaller noise_std)"),))

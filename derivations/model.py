@@ -49,7 +49,10 @@ def did_you_mean(name: str, options: Iterable[str], where: Mapping[str, str] | N
                  ) -> str:
     """`` (did you mean 'x'?)`` naming the option closest to ``name``, or ``""`` if none is
     close; ``where`` maps an option to where it belongs (e.g. ``[data]``)."""
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=SUGGESTION_CUTOFF)
+    options = list(options)
+    same_letters = [o for o in options if o.lower() == name.lower()]
+    close = same_letters or difflib.get_close_matches(name, options, n=1,
+                                                      cutoff=SUGGESTION_CUTOFF)
     if not close:
         return ""
     place = (where or {}).get(close[0])
@@ -169,7 +172,10 @@ def check_activation_syntax(source: str, key: str, value: str) -> ast.Expression
         if not ok:
             what = ast.unparse(node) if not isinstance(node, ast.operator) else type(
                 node).__name__
-            raise ModelError(source, key, f"{what!r} is not allowed in an expression",
+            name = node.func if isinstance(node, ast.Call) else node
+            hint = did_you_mean(name.id, [*ACTIVATION_FUNCTIONS, *ACTIVATION_CONSTANTS]) \
+                if isinstance(name, ast.Name) else ""
+            raise ModelError(source, key, f"{what!r} is not allowed in an expression{hint}",
                              ACTIVATION_ALLOWED, value)
     names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
     if "x" not in names and value.strip() not in ("sign", "relu"):

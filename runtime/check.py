@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .progress import format_seconds, status
-from .session import Build, UsageError
+from .session import Build, UsageError, format_value
 
 
 @dataclass(frozen=True)
@@ -43,18 +43,21 @@ class CheckReport:
     model: str
     rows: list[CheckRow] = field(default_factory=list)
     appendix: str = ""  # further output of the family's check, printed after the verdict
+    settings: str = ""  # the values given on the command line (--set), as text
 
     @property
     def all_agree(self) -> bool:
         return all(r.agree for r in self.rows)
 
     def table(self) -> str:
-        head = (f"{'quantity':34s} {'netderive':>16s} {'reference':>16s} {'+-':>10s} "
+        width = max([len("quantity"), *(len(r.quantity) for r in self.rows)])
+        head = (f"{'quantity':{width}s} {'netderive':>16s} {'reference':>16s} {'+-':>10s} "
                 f"{'deviation':>10s}  agree  method; criterion")
-        lines = [f"check of {self.model}", head, "-" * len(head)]
+        title = f"check of {self.model}" + (f" at {self.settings}" if self.settings else "")
+        lines = [title, head, "-" * len(head)]
         for r in self.rows:
             unc = f"{r.uncertainty:.2e}" if r.uncertainty > 0 else "exact"
-            lines.append(f"{r.quantity:34s} {r.netderive:16.10g} {r.reference:16.10g} "
+            lines.append(f"{r.quantity:{width}s} {r.netderive:16.10g} {r.reference:16.10g} "
                          f"{unc:>10s} {r.deviation:>10s}  {'yes' if r.agree else 'NO ':3s}    "
                          f"{r.method}; {r.criterion}")
         verdict = "all agree" if self.all_agree else "DISAGREEMENT"
@@ -366,4 +369,5 @@ def run_check(build: Build, fixed: Mapping[str, float], *, draws: int, starts: i
     result = CHECKS[build.spec.family](build, values, draws=draws, starts=starts, rng=rng)
     rows, appendix = result if isinstance(result, tuple) else (result, "")
     status(f"check: {len(rows)} comparisons in {format_seconds(time.perf_counter() - start)}")
-    return CheckReport(build.spec.source, rows, appendix)
+    settings = ", ".join(f"{n} = {format_value(build, n, v)}" for n, v in fixed.items())
+    return CheckReport(build.spec.source, rows, appendix, settings)

@@ -151,15 +151,21 @@ def _split_sets(build_, assignments: list[str], option: str = "--set"):
 
     params, structural = {}, {}
     schema_keys = _schema_keys(build_.spec.family)
+    inputs = build_.inputs
     for text in assignments:
         name, value = parse_assignment(text, option)
         label = f"{option} {text}"
+        if name in params or name in structural:
+            raise UsageError(f"{label}: {name} given twice; allowed: one {option} per name")
+        if name in build_.params and name not in inputs:
+            raise UsageError(f"{label}: {name} is an internal variable of the derivation, no "
+                             f"quantity takes it; allowed: {', '.join(inputs)}")
         if name in build_.params:
             params[name] = parse_number(value, label)
         elif name in schema_keys:
             structural[name] = parse_key_value(build_.spec.get(name), value, label)
         else:
-            known = list(dict.fromkeys([*build_.params, *sorted(schema_keys)]))
+            known = list(dict.fromkeys([*inputs, *sorted(schema_keys)]))
             raise UsageError(f"{label}: unknown parameter {name!r}{did_you_mean(name, known)}; "
                              "allowed: " + ", ".join(known))
     return params, structural
@@ -252,22 +258,42 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         print(f"unchanged: {b.spec.source} ({b.directory}, {b.seconds * 1000:.0f} ms)")
     if args.compile:
-        from .compile import compile_all
+        from .compile import CompileWatch, compile_all
 
-        seconds = compile_all(b)
-        print(f"compiled {len(b.manifest['items'])} kernels in {seconds:.1f} s")
+        with CompileWatch() as watch:
+            seconds = compile_all(b)
+        if watch.count:
+            print(f"compiled {watch.count} kernels in {seconds:.1f} s")
+        else:
+            print(f"every kernel was compiled already (numba's cache; {seconds:.1f} s to load)")
     return 0
 
 
+def _model_files(model: str) -> list[Path]:
+    """The model file a command reads (outputs are never written over it)."""
+    path = Path(model)
+    if path.exists():
+        return [path]
+    from models import bundled_model
+
+    try:
+        return [bundled_model(model)]
+    except FileNotFoundError:
+        return []
+
+
 def cmd_latex(args: argparse.Namespace) -> int:
-    from .evaluate import atomic_write_text
+    from .evaluate import atomic_write_text, check_output_path
+    from .progress import status
     from .session import build, resolve_model
 
+    if args.output:
+        check_output_path(args.output, "--output", _model_files(args.model))
     b = build(resolve_model(args.model))
     text = (b.markdown_path if args.markdown else b.latex_path).read_text()
     if args.output:
-        atomic_write_text(args.output, text, "--output")
-        print(f"wrote {args.output}")
+        atomic_write_text(args.output, text, "--output", _model_files(args.model))
+        status(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
     return 0
@@ -336,8 +362,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     from .progress import status
 
+    to_stdout = args.csv is not None and str(args.csv) == "-"
+    inputs = _model_files(args.model)
+    if args.csv and not to_stdout:
+        check_output_path(args.csv, "--csv", inputs)
     if args.plot:
         plot_format(args.plot)
+        check_output_path(args.plot, "--plot", inputs)
     b, fixed = _resolve_build(args.model, args.set)
     grid, grid_text, structural = {}, {}, []
     for text in args.grid:
@@ -354,11 +385,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                  f"model; allowed: one value with --set {name}=VALUE")
             structural.append(name)
         grid[name] = parse_grid_values(name, value)
-    to_stdout = args.csv is not None and str(args.csv) == "-"
-    if args.csv and not to_stdout:
-        check_output_path(args.csv, "--csv")
     if args.plot:
-        check_output_path(args.plot, "--plot")
         if not 1 <= len(grid) <= 2:
             raise UsageError(f"--plot {args.plot}: {len(grid)} --grid axes; allowed: one or "
                              "two --grid axes, e.g. --grid NAME=A:B:N")
@@ -382,12 +409,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if to_stdout:  # stdout carries the CSV only
             preview, columns, results = run(sys.stdout)
         elif args.csv:
-            with atomic_output(args.csv, "--csv") as tmp, tmp.open("w") as out:
+            with atomic_output(args.csv, "--csv", inputs=inputs) as tmp, tmp.open("w") as out:
                 preview, columns, results = run(out)
         else:
             preview, columns, results = run(None)
     if not to_stdout:
-        print(preview.table(grid_text))
+        print(preview.table(grid_text, f"every row is in {args.csv}" if args.csv else
+                            "write them all with --csv FILE"))
     if args.csv and not to_stdout:
         status(f"wrote {args.csv} ({preview.rows} rows)")
     if args.plot:
@@ -452,8 +480,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         for e in removed:
             print(f"removed {e.path} ({format_bytes(e.size)}, {e.status})")
         kept = len(entries) - len(removed)
-        print(f"removed {len(removed)} folders ({format_bytes(sum(e.size for e in removed))}) from "
-              f"{root}; kept {kept}")
+        freed = format_bytes(sum(e.size for e in removed))
+        print(f"removed {len(removed)} folder{'' if len(removed) == 1 else 's'} ({freed}) "
+              f"from {root}; kept {kept}")
         return 0
     print(f"cache root: {root} (current versions: {version_dir().name})")
     if not entries:

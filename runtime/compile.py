@@ -211,6 +211,6 @@ class CompileWatch:
             self._thread.join()
         if self._bar is not None:
             self._bar.close()
-        if self.count and kind is None:
-            status(f"{self.label}compiled {self.count} kernel{'s' if self.count > 1 else ''} "
-                   f"(first use) in {format_seconds(self.seconds)}")
+        if self.count and kind is None:  # (kernels compiled as callees of others fire
+            # nested events: a count here would differ from the plan's, so none is given)
+            status(f"{self.label}compiled (first use) in {format_seconds(self.seconds)}")

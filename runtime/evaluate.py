@@ -65,9 +65,9 @@ def parse_grid_values(name: str, text: str) -> np.ndarray:
             raise UsageError(f"{label}: {num} points is too many; allowed: NUM <= "
                              f"{MAX_AXIS_POINTS} (several --grid axes make larger sweeps)")
         return np.linspace(start, stop, num)
-    values = [v for v in text.split(",") if v.strip()]
-    if not values:
-        raise UsageError(f"{label}: empty grid; allowed: {allowed}")
+    values = text.split(",")
+    if any(not v.strip() for v in values):
+        raise UsageError(f"{label}: an empty value in the list; allowed: {allowed}")
     if len(values) > MAX_AXIS_POINTS:
         raise UsageError(f"{label}: {len(values)} values is too many; allowed: at most "
                          f"{MAX_AXIS_POINTS}")
@@ -163,9 +163,8 @@ def check_constraints(build: Build, request: Request, given: Mapping[str, float]
                 (a, points[a][i] if a in points else fixed[a]) for a in args))
             options = [f"--grid {a}" if a in points else f"--set {a}" for a in args
                        if a in points or a in given] or [build.spec.source]
-            raise UsageError(f"{', '.join(options)}: violates {constraint['meaning']} at "
-                             f"{at} ({name} = {margin[i]:.6g}); allowed: values with "
-                             f"{name} >= 0")
+            raise UsageError(f"{', '.join(options)}: {name} = {margin[i]:.6g} < 0 at {at}: "
+                             f"{constraint['meaning']}; allowed: values with {name} >= 0")
 
 
 def check_values(build: Build, name: str, values: np.ndarray, label: str) -> None:
@@ -337,19 +336,20 @@ def format_bytes(size: float) -> str:
     """``size`` bytes as text with a binary unit (``74.5 GiB``)."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if size < 1024:
-            return f"{size:.3g} {unit}"
+            return f"{size:.3g} {unit}" if size < 1000 else f"{size:.0f} {unit}"
         size /= 1024
-    return f"{size:.3g} TiB"
+    return f"{size:.4g} TiB"
 
 
 def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndarray],
                  max_rows: int = 60, total: int | None = None,
-                 grid_text: Mapping[str, str] | None = None) -> str:
+                 grid_text: Mapping[str, str] | None = None, rest: str = "use --csv") -> str:
     """A fixed-width text table (head and tail when long).
 
     ``total``: the number of rows of the sweep when the columns hold only its first and last
-    rows (a streamed sweep).  ``grid_text`` maps a grid column to its ``--grid`` text: a
-    ``START:STOP:NUM`` column prints the value each point stands for
+    rows (a streamed sweep); ``rest`` says where the rows not shown are.  ``grid_text`` maps a
+    grid column to its ``--grid`` text: a ``START:STOP:NUM`` column prints the value each point
+    stands for
     (:func:`grid_formatter`), not float noise such as ``-5.551115123e-17`` for 0; the CSV
     keeps the floats evaluated, in full precision."""
     names = list(points) + list(results)
@@ -367,7 +367,7 @@ def format_table(points: Mapping[str, np.ndarray], results: Mapping[str, np.ndar
     out = ["  ".join(f"{x:>{width}}" for x in names)]
     for i in rows_idx:
         if i == -1:
-            out.append(f"... ({n - 2 * (max_rows // 2)} rows not shown; use --csv)")
+            out.append(f"... ({n - 2 * (max_rows // 2)} rows not shown; {rest})")
             continue
         out.append("  ".join(f"{f(float(c[i])):>{width}}"
                              for f, c in zip(formatters, cols, strict=True)))
@@ -477,7 +477,8 @@ class TablePreview:
                          for n, t in self.tail.items()}
         self.rows += next(iter(columns.values())).size
 
-    def table(self, grid_text: Mapping[str, str] | None = None) -> str:
+    def table(self, grid_text: Mapping[str, str] | None = None, rest: str = "use --csv"
+              ) -> str:
         """:func:`format_table` of the sweep: every row, or head and tail of a long one."""
         shown = next(iter(self.head.values())).size
         late = min(self.rows - shown, self.keep)
@@ -486,13 +487,18 @@ class TablePreview:
         points = {n: columns[n] for n in self.grid}
         results = {n: c for n, c in columns.items() if n not in points}
         return format_table(points, results, max_rows=2 * self.keep, total=self.rows,
-                            grid_text=grid_text)
+                            grid_text=grid_text, rest=rest)
 
 
-def check_output_path(path: Path, option: str = "") -> Path:
-    """``path`` if a file can be put there (its folder exists, it is not a folder)."""
+def check_output_path(path: Path, option: str = "", inputs: Sequence[str | Path] = ()) -> Path:
+    """``path`` if a file can be put there (its folder exists, it is not a folder, it is not
+    one of the ``inputs``, e.g. the model file being evaluated)."""
     path = Path(path)
     label = f"{option} {path}".strip()
+    for source in inputs:
+        if path.exists() and Path(source).exists() and os.path.samefile(path, source):
+            raise UsageError(f"{label}: is the input file {source}; allowed: another file name "
+                             "(netderive never writes over its input)")
     if not path.parent.is_dir():
         raise UsageError(f"{label}: folder {path.parent} does not exist; allowed: a path in an "
                          "existing folder")
@@ -502,10 +508,11 @@ def check_output_path(path: Path, option: str = "") -> Path:
 
 
 @contextmanager
-def atomic_output(path: Path, option: str = "", suffix: str = "") -> Iterator[Path]:
+def atomic_output(path: Path, option: str = "", suffix: str = "",
+                  inputs: Sequence[str | Path] = ()) -> Iterator[Path]:
     """A temporary file beside ``path`` to write; renamed onto ``path`` when the block ends
     without error, removed otherwise.  OS errors become one-line UsageErrors."""
-    path = check_output_path(path, option)
+    path = check_output_path(path, option, inputs)
     label = f"{option} {path}".strip()
     try:
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
@@ -525,12 +532,16 @@ def atomic_output(path: Path, option: str = "", suffix: str = "") -> Iterator[Pa
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write_text(path: Path, text: str, option: str = "") -> None:
+def atomic_write_text(path: Path, text: str, option: str = "",
+                      inputs: Sequence[str | Path] = ()) -> None:
     """Write ``text`` through a temporary file in the same folder, renamed into place."""
-    with atomic_output(path, option) as tmp:
+    with atomic_output(path, option, inputs=inputs) as tmp:
         tmp.write_text(text)
 
 
+#: A plot against two grid axes draws at most this many lines (values of the second axis,
+#: evenly spaced, the first and the last among them; the legend says how many of how many).
+PLOT_LINES = 10
 #: File formats ``--plot`` writes, named by the file's extension.
 PLOT_FORMATS = ("png", "pdf", "svg")
 #: Plot titles are wrapped at this many characters.
@@ -550,8 +561,8 @@ def plot_format(path: Path, option: str = "--plot") -> str:
 def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
          results: Mapping[str, np.ndarray], title: str) -> None:
     """Line plot of every quantity against the first grid axis (one line per value of a
-    second axis when there is one). Written atomically in the format of the extension
-    (:data:`PLOT_FORMATS`; SVG keeps its text as text)."""
+    second axis when there is one, at most :data:`PLOT_LINES`). Written atomically in the
+    format of the extension (:data:`PLOT_FORMATS`; SVG keeps its text as text)."""
     fmt = plot_format(path)
     if not request.grid:
         raise UsageError("--plot: needs at least one --grid axis; allowed: --grid NAME=A:B:N")
@@ -575,10 +586,15 @@ def plot(path: Path, request: Request, points: Mapping[str, np.ndarray],
             ax.plot(x, grid_vals, ".-" if len(x) < 40 else "-")
         else:
             second = request.grid[axes_names[1]]
-            step = max(1, len(second) // 8)
-            for j in range(0, len(second), step):
+            shown = sorted(set(np.linspace(0, len(second) - 1, min(len(second), PLOT_LINES))
+                               .round().astype(int)))  # the first and the last among them
+            for j in shown:
                 ax.plot(x, grid_vals[:, j], label=f"{axes_names[1]} = {second[j]:.4g}")
-            ax.legend(fontsize=7)
+            if len(shown) == len(second):
+                ax.legend(fontsize=7)
+            else:
+                ax.legend(fontsize=7, title_fontsize=7,
+                          title=f"{len(shown)} of {len(second)} values of {axes_names[1]}")
         ax.set_xlabel(x_name)
         ax.set_ylabel(q)
         ax.grid(alpha=0.3)

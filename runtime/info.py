@@ -66,9 +66,15 @@ def _row(name: str, text: str) -> str:
     indent = " " * (NAME_WIDTH + 2)
     lines = textwrap.wrap(text, TEXT_WIDTH - len(indent)) or [""]
     head = f"  {name:<{NAME_WIDTH}}"
-    if len(name) > NAME_WIDTH:
+    if len(name) >= NAME_WIDTH:
         return f"  {name}\n" + "\n".join(indent + line for line in lines)
     return head + lines[0] + "".join("\n" + indent + line for line in lines[1:])
+
+
+def _shown(build: Build, name: str, value: float) -> str:
+    """A parameter value for reading: integers as such, other numbers to 10 digits."""
+    text = format_value(build, name, value)
+    return text if build.params[name]["integer"] else f"{float(value):.10g}"
 
 
 def describe(build: Build, fixed: Mapping[str, float] | None = None) -> str:
@@ -88,11 +94,12 @@ def describe(build: Build, fixed: Mapping[str, float] | None = None) -> str:
         args = ", ".join(item["arguments"]) or "none"
         out.append(_row(name, f"{item['meaning']} [arguments: {args}]"))
     out += ["", "parameters (--set NAME=VALUE, --grid NAME=START:STOP:NUM):"]
-    for name, p in build.params.items():
+    for name in build.inputs:
+        p = build.params[name]
         if name in fixed:
-            value = f"= {format_value(build, name, fixed[name])} (--set)"
+            value = f"= {_shown(build, name, fixed[name])} (--set)"
         elif p["default"] is not None:
-            value = f"default {format_value(build, name, p['default'])}"
+            value = f"default {_shown(build, name, p['default'])}"
         else:
             value = "no default (give it with --set or --grid)"
         out.append(_row(name, f"{p['domain']}, {value}: {p['meaning']}"))

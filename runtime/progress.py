@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import Literal, TypeVar
@@ -79,11 +80,21 @@ def progress(iterable: Iterable[T], *, total: int | None = None, desc: str = "")
 
 
 def _logged(iterable: Iterable[T], total: int | None, desc: str) -> Iterator[T]:
-    start = last = time.perf_counter()
-    for done, item in enumerate(iterable, start=1):
-        yield item
-        now = time.perf_counter()
-        if now - last >= LOG_INTERVAL:
-            last = now
+    """``iterable``, with a status line every :data:`LOG_INTERVAL` seconds from a background
+    thread (also while one item takes long: a Monte Carlo in a few large batches)."""
+    start = time.perf_counter()
+    done = 0
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(LOG_INTERVAL):
             of = f"/{total}" if total else ""
-            status(f"{desc}: {done}{of} after {format_seconds(now - start)}")
+            status(f"{desc}: {done}{of} done after {format_seconds(time.perf_counter() - start)}")
+
+    threading.Thread(target=beat, daemon=True).start()
+    try:
+        for item in iterable:
+            yield item
+            done += 1
+    finally:
+        stop.set()

@@ -37,9 +37,12 @@ def resolve_model(name: str, cross_checks: bool = False) -> ModelSpec:
     try:
         return load_model(bundled_model(name), cross_checks)
     except FileNotFoundError:
-        names = ", ".join(p.stem for p in bundled_model_paths())
-        raise ModelError(name, "model", "no such file or bundled model",
-                         f"a path to a .toml file or one of: {names}",
+        from derivations.model import did_you_mean
+
+        stems = [p.stem for p in bundled_model_paths()]
+        raise ModelError(name, "model", "no such file or bundled model"
+                         + did_you_mean(name, stems),
+                         f"a path to a .toml file or one of: {', '.join(stems)}",
                          show_value=False) from None
 
 
@@ -72,6 +75,13 @@ class Build:
     @property
     def params(self) -> dict[str, dict]:
         return {p["name"]: p for p in self.manifest["params"]}
+
+    @property
+    def inputs(self) -> list[str]:
+        """The parameters that some quantity takes (the others are internal variables of the
+        derivation, e.g. the state of a saddle point, and cannot be set)."""
+        used = {a for i in self.manifest["items"] if not i["internal"] for a in i["arguments"]}
+        return [n for n in self.params if n in used]
 
     @property
     def quantities(self) -> list[str]:

@@ -43,10 +43,13 @@ def test_check_rows(sign_check) -> None:
     """A row per layer for the typical overlap and N Var, the weight correlation, the rate at a
     point on either side of the typical overlap; each with both numbers, "yes" and a method."""
     rows = {}
-    for line in sign_check.stdout.splitlines():
+    lines = sign_check.stdout.splitlines()
+    header = next(line for line in lines if line.startswith("quantity"))
+    width = header.index("netderive") - (16 - len("netderive")) - 1  # right-aligned in 16
+    for line in lines:
         if re.match(r"^(typical_overlap|overlap_variance|rate_function|weight_correlation) ",
                     line):
-            rows[line[:34].strip()] = line[34:].split()
+            rows[line[:width].strip()] = line[width:].split()
     for layer in (1, 2, 3):
         assert f"typical_overlap l={layer}" in rows
         assert f"overlap_variance l={layer}" in rows
