@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from codegen.numerics import (
+from netderive.codegen.numerics import (
     LANCZOS_MAX_ITERATIONS,
     LANCZOS_TOLERANCE,
     _symmetric_block,

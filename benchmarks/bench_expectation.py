@@ -134,16 +134,16 @@ def numpy_order1(jet_fn, w0: np.ndarray, steps: int, s: float) -> float:
 
 
 def initial_weights(width: int) -> np.ndarray:
-    from derivations import parse_model
-    from derivations.expectation import initial_weights as draw
+    from netderive.derivations import parse_model
+    from netderive.derivations.expectation import initial_weights as draw
 
     ws, bs, v = draw(parse_model(model(width, 1), "bench.toml"), 2)
     return np.concatenate([ws[0].ravel(), bs[0], v])
 
 
 def part_kernel_vs_numpy(widths, runs: int) -> None:
-    from derivations import parse_model
-    from runtime.session import build
+    from netderive.derivations import parse_model
+    from netderive.runtime.session import build
 
     print("\n## 1. kernel vs numpy (T = 100): seconds per call, ratio numpy / kernel\n")
     print("| w | P | order | run | kernel | numpy (jets by symengine Lambdify) | ratio | "
@@ -166,8 +166,8 @@ def part_kernel_vs_numpy(widths, runs: int) -> None:
 
 
 def part_steps(width: int, runs: int) -> None:
-    from derivations import parse_model
-    from runtime.session import build
+    from netderive.derivations import parse_model
+    from netderive.runtime.session import build
 
     print(f"\n## 2. steps (w = {width}, P = {4 * width}): seconds per call\n")
     print("| T | order | run | kernel | numpy | ratio |")
@@ -188,8 +188,8 @@ def part_steps(width: int, runs: int) -> None:
 
 
 def part_monte_carlo(pairs_truth: int, runs: int) -> None:
-    from runtime import expectation_report as report
-    from runtime.session import build, resolve_model
+    from netderive.runtime import expectation_report as report
+    from netderive.runtime.session import build, resolve_model
 
     print("\n## 3. Monte Carlo at equal accuracy (case A, A1, t = 10, x_*1)\n")
     b = build(resolve_model("expectation_tanh"))
@@ -217,7 +217,7 @@ def part_monte_carlo(pairs_truth: int, runs: int) -> None:
 def part_derivation(widths, sympy_cap: float) -> None:
     import sympy as sp
 
-    from derivations import derive, parse_model
+    from netderive.derivations import derive, parse_model
 
     print("\n## 4. derivation time of the jets (one training point for sympy/symengine)\n")
     print("| w | P | netderive derive (order 2) | symengine J+H | sympy J+H |")

@@ -130,7 +130,7 @@ def inline_formulas(fs, expr):
     """``expr`` with every Formula item's symbol replaced by its expression."""
     import sympy as sp
 
-    from derivations.ir import Formula
+    from netderive.derivations.ir import Formula
 
     formulas = {fs.symbol_for(i.name): i.expr for i in fs.items if isinstance(i, Formula)}
     expr = sp.sympify(expr)
@@ -369,7 +369,7 @@ def part_scaling(k, numpy_rate: NumpyRate, args) -> None:
            "numpy DP", "numpy DP / kernel envelope", "numpy/qhull envelope",
            "qhull / kernel envelope", "max abs diff kernel DP vs envelope (all L rows)",
            "max abs diff numpy DP / qhull vs kernel envelope"], out)
-    from codegen.numba_backend import DP_MATRIX_LIMIT
+    from netderive.codegen.numba_backend import DP_MATRIX_LIMIT
 
     print("Times per curve (all L rows, wall, min over calls within "
           f"{args.budget} s); ratios within one run.  The generated DP tabulates J in a G x G "
@@ -379,7 +379,10 @@ def part_scaling(k, numpy_rate: NumpyRate, args) -> None:
 
 # -- part 3: equal accuracy against the finite-N estimates -------------------------------------
 def part_sampling(k, args) -> None:
-    from runtime.reference.large_deviation import binomial_chain_distribution, sample_overlaps
+    from netderive.runtime.reference.large_deviation import (
+        binomial_chain_distribution,
+        sample_overlaps,
+    )
 
     p, depth, delta = args.p, args.depth, args.accuracy
     qs = np.asarray(args.q_points, dtype=float)
@@ -570,8 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(note)
     print(f"load average (1, 5, 15 min) at the start: {_load()}\n", flush=True)
     try:
-        from derivations import derive
-        from runtime.session import build, resolve_model
+        from netderive.derivations import derive
+        from netderive.runtime.session import build, resolve_model
 
         spec = resolve_model(MODEL, cross_checks=True)
         start = time.perf_counter()

@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from runtime.reference import large_deviation_sampling as tails
-from runtime.session import build, resolve_model
+from netderive.runtime.reference import large_deviation_sampling as tails
+from netderive.runtime.session import build, resolve_model
 
 POINTS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 

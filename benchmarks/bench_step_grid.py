@@ -16,8 +16,8 @@ import time
 
 import numpy as np
 
-from runtime.evaluate import make_request, sweep
-from runtime.session import build, resolve_model
+from netderive.runtime.evaluate import make_request, sweep
+from netderive.runtime.session import build, resolve_model
 
 QUANTITY = "mean_output"
 

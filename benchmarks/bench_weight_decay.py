@@ -58,7 +58,7 @@ def inline_formulas(fs, expr):
     """``expr`` with every earlier Formula item's symbol replaced by its expression."""
     import sympy as sp
 
-    from derivations.ir import Formula
+    from netderive.derivations.ir import Formula
 
     formulas = {fs.symbol_for(i.name): i.expr for i in fs.items if isinstance(i, Formula)}
     expr = sp.sympify(expr)
@@ -128,7 +128,7 @@ class VectorisedRoot:
                  chunk: int = 2048) -> None:
         import sympy as sp
 
-        from derivations.ir import Root
+        from netderive.derivations.ir import Root
 
         item = fs.item(name)
         if not isinstance(item, Root) or item.select != "min_objective":
@@ -302,8 +302,8 @@ def difference(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
 
 
 def bench_model(name: str, gammas: np.ndarray, args: argparse.Namespace) -> dict:
-    from derivations import derive
-    from runtime.session import build, resolve_model
+    from netderive.derivations import derive
+    from netderive.runtime.session import build, resolve_model
 
     spec = resolve_model(name)
     start = time.perf_counter()

@@ -64,10 +64,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from derivations import parse_model
-from runtime import expectation_report as report
-from runtime.reference.expectation_sampling import network_jets
-from runtime.session import Build, build
+from netderive.derivations import parse_model
+from netderive.runtime import expectation_report as report
+from netderive.runtime.reference.expectation_sampling import network_jets
+from netderive.runtime.session import Build, build
 
 #: Steps at which the horizon is looked for.
 STEPS = report.horizon_steps(200)
@@ -155,7 +155,7 @@ def relu_kinks_in_gaps(widths: Sequence[int], train: Sequence, test: Sequence, s
 
 def seeded_outputs(raw: dict) -> np.ndarray:
     """f0 at the training inputs of a seeded tanh model (the derivation's own draw)."""
-    from derivations.expectation import initial_weights
+    from netderive.derivations.expectation import initial_weights
 
     spec = parse_model(raw, "seeded.toml")
     h = np.array(raw["data"]["train_inputs"], dtype=float)

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # sympy and numba are imported only when a build is needed
-    from derivations.ir import FormulaSet
+    from netderive.derivations.ir import FormulaSet
 
 #: Bump when the generated code changes meaning (also part of every cache key).
 GENERATOR_VERSION = "1"
@@ -174,7 +174,7 @@ def ensure_built(
     found = lookup(stem, spec_text)
     if found is not None:
         return found, False
-    from derivations.ir import content_hash
+    from netderive.derivations.ir import content_hash
 
     from .latex import to_latex, to_markdown
     from .numba_backend import kernel_source
@@ -236,7 +236,7 @@ def load_kernels(artifacts: Artifacts) -> types.ModuleType:
 
 def compile_formulas(fs: FormulaSet, stem: str | None = None) -> types.ModuleType:
     """Generate (or reuse from the cache) and import the kernels of a FormulaSet."""
-    from derivations.ir import content_hash
+    from netderive.derivations.ir import content_hash
 
     fs_hash = content_hash(fs, extra=(GENERATOR_VERSION,))
     artifacts, _ = ensure_built(stem or fs.name, "formulaset:" + fs_hash, lambda: fs)

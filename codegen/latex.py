@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from derivations.ir import (
+from netderive.derivations.ir import (
     ArrayProgram,
     Expectation,
     Formula,

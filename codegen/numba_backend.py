@@ -30,7 +30,7 @@ import numba
 import numpy as np
 import sympy as sp
 
-from derivations.ir import (
+from netderive.derivations.ir import (
     ArrayProgram,
     ArrayStatement,
     Expectation,
@@ -1085,9 +1085,9 @@ class KernelPrinter:
             "",
             "import numba as nb",
             "import numpy as np",
-            *(["", "from codegen.drivers import program_grid as _program_grid"]
+            *(["", "from netderive.codegen.drivers import program_grid as _program_grid"]
               if self._needs_program_grid else []),
-            *(["from codegen.numerics import largest_symmetric_eigenvalue"]
+            *(["from netderive.codegen.numerics import largest_symmetric_eigenvalue"]
               if self._needs_eigenvalue else []),
             "",
             f'CONTENT_HASH = "{content_hash}"',

@@ -14,7 +14,7 @@ import os
 import sys
 from pathlib import Path
 
-from derivations.model import ModelError, did_you_mean
+from netderive.derivations.model import ModelError, did_you_mean
 
 from .session import UsageError
 
@@ -196,7 +196,7 @@ def parse_key_value(current, text: str, label: str):
 
 
 def _schema_keys(family: str) -> set[str]:
-    from derivations.schemas import SCHEMAS
+    from netderive.derivations.schemas import SCHEMAS
 
     return {k for k in SCHEMAS[family].keys if k != "description"}
 
@@ -274,7 +274,7 @@ def _model_files(model: str) -> list[Path]:
     path = Path(model)
     if path.exists():
         return [path]
-    from models import bundled_model
+    from netderive.models import bundled_model
 
     try:
         return [bundled_model(model)]
@@ -448,8 +448,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from derivations.model import load_model
-    from models import bundled_model_paths
+    from netderive.derivations.model import load_model
+    from netderive.models import bundled_model_paths
 
     for path in bundled_model_paths():
         spec = load_model(path)
@@ -466,7 +466,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from codegen.cache import cache_entries, cache_root, remove_entries, version_dir
+    from netderive.codegen.cache import cache_entries, cache_root, remove_entries, version_dir
 
     from .evaluate import format_bytes
 
@@ -538,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so in one line, traceback on request
         if debug:
             raise
-        from derivations.ir import DerivationError
+        from netderive.derivations.ir import DerivationError
 
         kind = "derivation failed" if isinstance(exc, DerivationError) else "internal error"
         print(f"netderive: {kind}: {type(exc).__name__}: {exc} "

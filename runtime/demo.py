@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codegen.cache import public_mode
+from netderive.codegen.cache import public_mode
 
 from .compile import CompileWatch
 from .progress import format_seconds
@@ -412,8 +412,8 @@ def _model_section(spec, path: Path, tmp: Path, label: str, quick: bool,
 def run_demo(output: Path, quick: bool = False, paths: list[Path] | None = None) -> Path:
     """Build the report for every bundled model (or the model files ``paths``) into
     ``output`` (replaced atomically)."""
-    from derivations.model import load_model
-    from models import bundled_model_paths
+    from netderive.derivations.model import load_model
+    from netderive.models import bundled_model_paths
 
     from .check import CHECKS
 

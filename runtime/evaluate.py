@@ -7,14 +7,14 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 
-from codegen.cache import public_mode
+from netderive.codegen.cache import public_mode
 
 from .progress import progress
 from .session import Build, UsageError, check_value, format_value, parse_number
@@ -87,6 +87,8 @@ class Request:
     fixed: dict[str, float]
     grid: dict[str, np.ndarray]
     structural: tuple[str, ...] = ()
+    #: explicit points instead of a grid: parameter -> 1-D array, all of one length
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 #: (values of the structural axes) -> the build of that model and the request of its points
@@ -94,8 +96,12 @@ Variants = Mapping[tuple[float, ...], tuple[Build, Request]]
 
 
 def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, float],
-                 grid: Mapping[str, np.ndarray]) -> Request:
-    """Check names and domains, fill defaults; a UsageError names what is wrong."""
+                 grid: Mapping[str, np.ndarray],
+                 columns: Mapping[str, np.ndarray] | None = None) -> Request:
+    """Check names and domains, fill defaults; a UsageError names what is wrong.
+
+    ``grid`` axes form a Cartesian product; ``columns`` (instead) are explicit points, one
+    1-D array of equal length per parameter."""
     available = build.quantities
     for q in quantities:
         if q not in available:
@@ -104,7 +110,10 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
     if not quantities:
         raise UsageError("no quantity given; allowed: " + ", ".join(available))
     params = build.params
-    for name in list(fixed) + list(grid):
+    columns = {n: np.asarray(c, dtype=float).ravel() for n, c in (columns or {}).items()}
+    if grid and columns:
+        raise UsageError("a request has grid axes or explicit points; allowed: one of them")
+    for name in list(fixed) + list(grid) + list(columns):
         if name not in params:
             raise UsageError(f"parameter {name!r}: unknown for {build.spec.source}; allowed: "
                              + ", ".join(params))
@@ -117,11 +126,11 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
     if points > MAX_GRID_POINTS:
         raise UsageError(f"--grid: {points} points (the product of the axes); allowed: at most "
                          f"{MAX_GRID_POINTS} per sweep (split it into several sweeps)")
-    for n, axis in grid.items():
+    for n, axis in (*grid.items(), *columns.items()):
         check_values(build, n, np.asarray(axis, dtype=float), f"--grid {n}")
     for q in quantities:
         for arg in build.item(q)["arguments"]:
-            if arg in values or arg in grid:
+            if arg in values or arg in grid or arg in columns:
                 continue
             default = params[arg]["default"]
             if default is None:
@@ -129,7 +138,7 @@ def make_request(build: Build, quantities: Sequence[str], fixed: Mapping[str, fl
                 raise UsageError(f"quantity {q!r} needs parameter {arg!r} ({meaning})"
                                  f"; allowed: --set {arg}=VALUE or --grid {arg}=START:STOP:NUM")
             values[arg] = float(default)
-    request = Request(list(quantities), values, dict(grid))
+    request = Request(list(quantities), values, dict(grid), columns=columns)
     check_constraints(build, request, given=fixed)
     return request
 
@@ -147,9 +156,10 @@ def check_constraints(build: Build, request: Request, given: Mapping[str, float]
     names = [c["item"] for c in constraints]
     needed = {a for n in names for a in build.item(n)["arguments"]}
     fixed = {a: float(request.fixed.get(a, params[a]["default"])) for a in needed
-             if a not in request.grid}
+             if a not in request.grid and a not in request.columns}
     grid = {a: v for a, v in request.grid.items() if a in needed}
-    check = Request(names, fixed, grid)
+    columns = {a: v for a, v in request.columns.items() if a in needed}
+    check = Request(names, fixed, grid, columns=columns)
     for points, margins in evaluate_chunks(build, check, parallel=False, label="checking"):
         for constraint in constraints:
             name = constraint["item"]
@@ -181,18 +191,22 @@ def check_values(build: Build, name: str, values: np.ndarray, label: str) -> Non
 
 def grid_size(request: Request) -> int:
     """Number of grid points (1 without a grid)."""
+    if request.columns:
+        return len(next(iter(request.columns.values())))
     return math.prod(len(axis) for axis in request.grid.values())
 
 
 def grid_points(request: Request) -> dict[str, np.ndarray]:
     """Flattened Cartesian product of the grid axes (first axis varies slowest)."""
-    if not request.grid:
+    if not request.grid and not request.columns:
         return {}
     return chunk_points(request, 0, grid_size(request))
 
 
 def chunk_points(request: Request, lo: int, hi: int) -> dict[str, np.ndarray]:
     """Rows ``lo..hi-1`` of :func:`grid_points`, without building the whole product."""
+    if request.columns:
+        return {n: np.ascontiguousarray(c[lo:hi]) for n, c in request.columns.items()}
     if not request.grid:
         return {}
     shape = tuple(len(axis) for axis in request.grid.values())
@@ -211,6 +225,8 @@ def chunk_bounds(request: Request, items: Sequence[Mapping]) -> list[tuple[int, 
     blocks (unless a block exceeds :data:`MAX_CURVE_ROWS`).
     """
     n = grid_size(request)
+    if request.columns:  # explicit points: curves grouped within each chunk
+        return [(lo, min(lo + CHUNK, n)) for lo in range(0, n, CHUNK)]
     names, lengths = list(request.grid), [len(a) for a in request.grid.values()]
     block = 1
     for item in items:
@@ -291,7 +307,7 @@ def evaluate(build: Build, request: Request, parallel: bool | None = None
              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Grid columns and quantity columns, each a 1-D array with one entry per grid point."""
     n = grid_size(request)
-    points = {name: np.empty(n) for name in request.grid}
+    points = {name: np.empty(n) for name in (request.columns or request.grid)}
     results = {q: np.empty(n) for q in request.quantities}
     row = 0
     for chunk_grid, chunk_results in evaluate_chunks(build, request, parallel):

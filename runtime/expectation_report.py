@@ -30,7 +30,7 @@ def numpy_activation_derivatives(text: str) -> tuple[Callable, Callable, Callabl
     ``sympy.diff`` with Dirac deltas dropped, ``sympy.lambdify``; no generated code)."""
     import sympy as sp
 
-    from derivations.activation import ACTIVATION_VARIABLE, parse_activation
+    from netderive.derivations.activation import ACTIVATION_VARIABLE, parse_activation
 
     x = ACTIVATION_VARIABLE
     expr = parse_activation(text, "activation")
@@ -63,7 +63,7 @@ class ReferenceNetwork:
 
 
 def reference_network(b: Build) -> ReferenceNetwork:
-    from derivations.expectation import initial_weights
+    from netderive.derivations.expectation import initial_weights
 
     from .reference.expectation_sampling import NetworkParams
 

@@ -80,7 +80,7 @@ def _shown(build: Build, name: str, value: float) -> str:
 def describe(build: Build, fixed: Mapping[str, float] | None = None) -> str:
     """The text of ``netderive info``: quantities with their meaning and arguments,
     parameters with domain and value, the model file's keys with their values."""
-    from derivations.schemas import SCHEMAS
+    from netderive.derivations.schemas import SCHEMAS
 
     fixed = fixed or {}
     spec = build.spec

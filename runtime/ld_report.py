@@ -120,7 +120,7 @@ def numpy_activation(text: str) -> Callable[[np.ndarray], np.ndarray]:
     ``sympy.lambdify``; no generated code)."""
     import sympy as sp
 
-    from derivations.activation import ACTIVATION_VARIABLE, parse_activation
+    from netderive.derivations.activation import ACTIVATION_VARIABLE, parse_activation
 
     expr = parse_activation(text, "activation")
     f = sp.lambdify(ACTIVATION_VARIABLE, expr, modules=["scipy", "numpy"])  # scipy: erf

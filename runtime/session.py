@@ -14,13 +14,19 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from codegen.cache import Artifacts
-from derivations.domain import Domain
-from derivations.model import ModelError, ModelSpec, load_model
+from netderive.codegen.cache import Artifacts
+from netderive.derivations.domain import Domain
+from netderive.derivations.model import ModelError, ModelSpec, load_model
 
 
-class UsageError(Exception):
-    """Bad command-line input: ``<argument>: <problem>; allowed: <what>`` (one line)."""
+class UsageError(ModelError):
+    """Bad command-line (or Python API) input: ``<argument>: <problem>; allowed: <what>``
+    (one line).  A :class:`ModelError`, so that ``except netderive.ModelError`` catches every
+    bad input."""
+
+    def __init__(self, message: str) -> None:
+        Exception.__init__(self, message.replace("\r", "\\r").replace("\n", "\\n"))
+        self.source, self.key, self.problem, self.allowed = "", "", message, ""
 
 
 def resolve_model(name: str, cross_checks: bool = False) -> ModelSpec:
@@ -32,12 +38,12 @@ def resolve_model(name: str, cross_checks: bool = False) -> ModelSpec:
     path = Path(name)
     if path.exists() or path.suffix == ".toml" or "/" in name:
         return load_model(path, cross_checks)
-    from models import bundled_model, bundled_model_paths
+    from netderive.models import bundled_model, bundled_model_paths
 
     try:
         return load_model(bundled_model(name), cross_checks)
     except FileNotFoundError:
-        from derivations.model import did_you_mean
+        from netderive.derivations.model import did_you_mean
 
         stems = [p.stem for p in bundled_model_paths()]
         raise ModelError(name, "model", "no such file or bundled model"
@@ -106,7 +112,7 @@ class Build:
     def kernels(self) -> ModuleType:
         """The generated module (imports numba; kernels compile on first call)."""
         if self._module is None:
-            from codegen.cache import load_kernels
+            from netderive.codegen.cache import load_kernels
 
             self._module = load_kernels(self.artifacts)
         return self._module
@@ -117,15 +123,15 @@ def build(spec: ModelSpec, on_derive: Callable[[ModelSpec], None] | None = None)
 
     ``on_derive`` is called before a derivation starts (e.g. to say so on stderr).
     """
-    from codegen.cache import lookup
+    from netderive.codegen.cache import lookup
 
     start = time.perf_counter()
     text = spec.canonical()
     found = lookup(spec.stem, text)
     if found is not None:
         return Build(spec, found, False, time.perf_counter() - start)
-    from codegen.cache import ensure_built, version_dir
-    from derivations import derive
+    from netderive.codegen.cache import ensure_built, version_dir
+    from netderive.derivations import derive
 
     spec = spec.with_cross_checks()
     version_dir().mkdir(parents=True, exist_ok=True)  # an unusable cache: an error, not news

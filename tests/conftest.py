@@ -14,14 +14,35 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-# tests/ (for ir_interpreter) and the project root (for derivations, codegen)
 TESTS_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = TESTS_DIR.parent
-for _path in (str(TESTS_DIR), str(PROJECT_ROOT)):
-    if _path not in sys.path:
-        sys.path.insert(0, _path)
 
-from derivations.ir import (  # noqa: E402
+
+def _import_this_checkout() -> None:
+    """Make ``import netderive`` (here and in the subprocesses the tests start) load this
+    checkout, whatever is installed: the repository's root is the package ``netderive``
+    (pyproject's package-dir), so a folder holding a link ``netderive`` -> the root goes first
+    on ``sys.path`` and ``PYTHONPATH``.  tests/ goes on ``sys.path`` too (ir_interpreter)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if any(name == "netderive" or name.startswith("netderive.") for name in sys.modules):
+        return  # already imported (e.g. by a plugin): leave it
+    folder = Path(tempfile.mkdtemp(prefix="netderive-tests-"))
+    (folder / "netderive").symlink_to(PROJECT_ROOT, target_is_directory=True)
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    sys.path[:0] = [str(folder), str(TESTS_DIR)]
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
+_import_this_checkout()
+
+#: The command line as a user runs it, in a subprocess (this checkout: see above).
+CLI = (sys.executable, "-m", "netderive.runtime.cli")
+
+from netderive.derivations.ir import (  # noqa: E402
     POSITIVE,
     REAL,
     ArrayConstant,
@@ -467,7 +488,7 @@ def kernel_cache_dir(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="session")
 def toy_kernels(kernel_cache_dir: Path, toy_set: FormulaSet):
     """The generated module of the toy set (kernels compile on their first call)."""
-    from codegen import compile_formulas
+    from netderive.codegen import compile_formulas
 
     assert os.environ["NETDERIVE_CACHE_DIR"] == str(kernel_cache_dir)
     return compile_formulas(toy_set)
@@ -477,7 +498,7 @@ def toy_kernels(kernel_cache_dir: Path, toy_set: FormulaSet):
 def case_a_builds(kernel_cache_dir: Path) -> dict:
     """Builds of the bundled case-A model (expectation_tanh) at orders 1 and 2, shared by the
     test modules that compile its kernels (numba compiles each of them once per session)."""
-    from runtime.session import build, resolve_model
+    from netderive.runtime.session import build, resolve_model
 
     spec = resolve_model("expectation_tanh", cross_checks=True)
     return {2: build(spec), 1: build(spec.with_values({"order": 1}))}

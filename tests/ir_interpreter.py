@@ -46,7 +46,7 @@ import numpy as np
 import sympy as sp
 from scipy import optimize
 
-from derivations.ir import (
+from netderive.derivations.ir import (
     ArrayProgram,
     ArrayStatement,
     Expectation,

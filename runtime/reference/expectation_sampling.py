@@ -37,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from runtime.progress import progress
+from netderive.runtime.progress import progress
 
 __all__ = [
     "LinearisedPrediction",

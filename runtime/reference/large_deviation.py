@@ -33,7 +33,7 @@ import numpy as np
 import scipy.special
 import scipy.stats
 
-from runtime.progress import progress
+from netderive.runtime.progress import progress
 
 __all__ = [
     "PERTURBATIONS",

@@ -45,7 +45,7 @@ import scipy.optimize
 import scipy.special
 import scipy.stats
 
-from runtime.progress import progress
+from netderive.runtime.progress import progress
 
 __all__ = [
     "ExactRatePath",

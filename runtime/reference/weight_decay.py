@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.optimize
 
-from runtime.progress import progress
+from netderive.runtime.progress import progress
 
 __all__ = [
     "DataMoments",

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import codegen.cache as cache
-from codegen import CodegenError, ensure_built, load_kernels, lookup
-from derivations.ir import FormulaSet
+import netderive.codegen.cache as cache
+from netderive.codegen import CodegenError, ensure_built, load_kernels, lookup
+from netderive.derivations.ir import FormulaSet
 
 
 @pytest.fixture
@@ -94,7 +94,7 @@ def test_failing_derive_leaves_nothing_behind(cache_dir: Path) -> None:
 def test_failing_codegen_leaves_nothing_behind(cache_dir: Path, monkeypatch) -> None:
     import sympy as sp
 
-    from derivations.ir import POSITIVE, Formula, Parameter
+    from netderive.derivations.ir import POSITIVE, Formula, Parameter
 
     a = sp.Symbol("a", positive=True)
     bad = FormulaSet(
@@ -115,9 +115,9 @@ def test_failure_while_writing_removes_the_temporary_directory(
     def fail(fs: FormulaSet) -> str:
         raise OSError("disk full")
 
-    import codegen.latex
+    import netderive.codegen.latex as latex
 
-    monkeypatch.setattr(codegen.latex, "to_latex", fail)
+    monkeypatch.setattr(latex, "to_latex", fail)
     monkeypatch.setattr(cache, "to_latex", fail, raising=False)  # if imported at module level
     with pytest.raises(OSError, match="disk full"):
         ensure_built("small", "spec: disk full", counted)

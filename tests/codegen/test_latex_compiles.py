@@ -8,9 +8,9 @@ import subprocess
 import pytest
 from conftest import toy_formula_set
 
-from codegen import to_latex
-from derivations import derive
-from runtime.session import resolve_model
+from netderive.codegen import to_latex
+from netderive.derivations import derive
+from netderive.runtime.session import resolve_model
 
 pytestmark = pytest.mark.skipif(shutil.which("pdflatex") is None, reason="no pdflatex")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen.numerics import (
+from netderive.codegen.numerics import (
     EIGVALSH_MAX_SIZE,
     LANCZOS_MAX_ITERATIONS,
     LANCZOS_TOLERANCE,

@@ -20,7 +20,7 @@ import pytest
 import sympy as sp
 from ir_interpreter import evaluate, gaussian_expectation, trajectory
 
-from derivations.ir import FormulaSet, Recurrence
+from netderive.derivations.ir import FormulaSet, Recurrence
 
 RTOL = 1e-12
 ATOL = 1e-12
@@ -291,7 +291,7 @@ def test_array_program_is_k_rotations(toy_set, toy_kernels) -> None:
 def test_body_statements_run_only_for_the_items_that_need_them(toy_set) -> None:
     """The running minimum of the toy body is needed by rot_min only: the compiled program
     runs it only when rot_min is wanted; the rotation serves every item."""
-    from codegen.numba_backend import _body_users
+    from netderive.codegen.numba_backend import _body_users
 
     members = [toy_set.item(n) for n in ("rot", "rot_eig", "rot_min")]
     users = _body_users(members)

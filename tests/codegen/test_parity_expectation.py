@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from ir_interpreter import evaluate
 
-from codegen import compile_formulas
-from derivations import derive, parse_model
+from netderive.codegen import compile_formulas
+from netderive.derivations import derive, parse_model
 
 DATA = {"train_inputs": [[-1.0, 0.5], [0.0, -1.0], [1.0, 1.0]],
         "train_targets": [-0.5, 0.2, 0.9], "test_inputs": [[0.3, 0.8], [-0.8, -0.6]]}

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from ir_interpreter import evaluate
 
-from codegen import compile_formulas
-from derivations import derive, parse_model
+from netderive.codegen import compile_formulas
+from netderive.derivations import derive, parse_model
 
 MODELS = {
     "sign_dilution": ("sign", "dilution"),
@@ -93,7 +93,7 @@ def test_saddle_stage_derivatives_are_the_stage_derivatives(model) -> None:
     the compiled stage value and gradient, at points off the typical path."""
     import inspect
 
-    from derivations.ir import PathSaddle
+    from netderive.derivations.ir import PathSaddle
 
     name, fs, kernels = model
     saddles = [i for i in fs.items if isinstance(i, PathSaddle)]
@@ -132,8 +132,8 @@ def test_saddle_stage_derivatives_are_the_stage_derivatives(model) -> None:
 def test_activation_bound_kernel(kernel_cache_dir, text: str, want: float) -> None:
     """The activation_bound item compiles to a kernel without arguments; +oo prints as
     math.inf."""
-    from derivations.activation import activation_bound, parse_activation
-    from derivations.ir import Formula, FormulaSet
+    from netderive.derivations.activation import activation_bound, parse_activation
+    from netderive.derivations.ir import Formula, FormulaSet
 
     value = activation_bound(parse_activation(text)).value
     fs = FormulaSet("bound", "large_deviation", "bound.toml", (), (

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from ir_interpreter import evaluate
 
-from codegen import compile_formulas
-from derivations import derive, parse_model
+from netderive.codegen import compile_formulas
+from netderive.derivations import derive, parse_model
 
 MODELS = {
     "iso_D2": (2, [3, 5], {"input_covariance": [[2.0, 0.0], [0.0, 2.0]],

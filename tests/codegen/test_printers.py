@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from codegen import CodegenError, kernel_source, to_latex, to_markdown
-from codegen.latex import LatexPrinter
-from codegen.numba_backend import KernelPrinter
-from derivations.ir import (
+from netderive.codegen import CodegenError, kernel_source, to_latex, to_markdown
+from netderive.codegen.latex import LatexPrinter
+from netderive.codegen.numba_backend import KernelPrinter
+from netderive.derivations.ir import (
     IR_VERSION,
     ITEM_KINDS,
     POSITIVE,
@@ -177,13 +177,14 @@ def test_markdown_has_one_display_per_item(toy_set: FormulaSet) -> None:
 def _hash_in_subprocess(seed: str, builder: str) -> str:
     code = (
         "import conftest\n"
-        "from derivations.ir import content_hash\n"
+        "from netderive.derivations.ir import content_hash\n"
         f"print(content_hash(conftest.{builder}()))\n"
     )
     env = {
         **os.environ,
         "PYTHONHASHSEED": seed,
-        "PYTHONPATH": os.pathsep.join([str(PROJECT_ROOT), str(TESTS_DIR)]),
+        # this checkout as netderive (conftest's link folder), and tests/ for conftest
+        "PYTHONPATH": os.pathsep.join([os.environ["PYTHONPATH"], str(TESTS_DIR)]),
     }
     done = subprocess.run(
         [sys.executable, "-c", code],

@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import special
 
-from derivations import activation
-from derivations.activation import (
+from netderive.derivations import activation
+from netderive.derivations.activation import (
     ACTIVATION_VARIABLE,
     FUNCTIONS,
     activation_bound,
     parse_activation,
 )
-from derivations.model import ACTIVATION_FUNCTIONS, ModelError
+from netderive.derivations.model import ACTIVATION_FUNCTIONS, ModelError
 
 X = ACTIVATION_VARIABLE
 POINTS = (-2.3719, -0.61, -0.0371, 0.2843, 0.5, 1.0913, 3.217)

@@ -11,10 +11,10 @@ import time
 import pytest
 import sympy as sp
 
-from derivations import ModelError, derive, parse_model
-from derivations.activation import ACTIVATION_VARIABLE, parse_activation
-from derivations.expectation import Network, activation_derivatives
-from derivations.ir import ArrayProgram
+from netderive.derivations import ModelError, derive, parse_model
+from netderive.derivations.activation import ACTIVATION_VARIABLE, parse_activation
+from netderive.derivations.expectation import Network, activation_derivatives
+from netderive.derivations.ir import ArrayProgram
 
 DATA = {"train_inputs": [[1.0, 0.5], [-0.5, 1.0]], "train_targets": [0.3, -0.2],
         "test_inputs": [[0.2, 0.1]]}
@@ -123,7 +123,7 @@ def test_editing_activation_widths_or_order_changes_the_build_key() -> None:
     """The build key (codegen.cache) hashes the model's canonical content: a changed
     activation, width or order is a new build (``netderive build`` regenerates), an
     unchanged model is the same build."""
-    from codegen.cache import build_key
+    from netderive.codegen.cache import build_key
 
     base = parse_model(model(), "m.toml")
     keys = {build_key(base.canonical())}

@@ -18,8 +18,8 @@ import pytest
 import sympy as sp
 from ir_interpreter import evaluate
 
-from derivations import expectation as ex
-from derivations.ir import ArrayConstant, ArrayProgram, FormulaSet, Parameter
+from netderive.derivations import expectation as ex
+from netderive.derivations.ir import ArrayConstant, ArrayProgram, FormulaSet, Parameter
 
 P, N = 2, 2
 
@@ -102,8 +102,8 @@ def test_third_derivative_jets_match_finite_differences_of_the_oracle_hessian() 
     """Tes (the IR's forward propagation of third derivatives through two tanh layers, run
     by the interpreter) against central differences of the numpy oracle's exact Hessian
     (runtime/reference/expectation_sampling.py, forward-over-reverse)."""
-    from derivations import parse_model
-    from runtime.reference.expectation_sampling import (
+    from netderive.derivations import parse_model
+    from netderive.runtime.reference.expectation_sampling import (
         flatten_params,
         network_jets,
         unflatten_params,

@@ -13,12 +13,12 @@ import pytest
 import sympy as sp
 from scipy import integrate, optimize
 
-from derivations import ModelError, derive, parse_model
-from derivations.activation import ACTIVATION_VARIABLE as X
-from derivations.activation import parse_activation
-from derivations.gaussian import C, activation_kernels, price_derivative
-from derivations.ir import PathSaddle
-from derivations.large_deviation import (
+from netderive.derivations import ModelError, derive, parse_model
+from netderive.derivations.activation import ACTIVATION_VARIABLE as X
+from netderive.derivations.activation import parse_activation
+from netderive.derivations.gaussian import C, activation_kernels, price_derivative
+from netderive.derivations.ir import PathSaddle
+from netderive.derivations.large_deviation import (
     KAPPA,
     Q_PREV,
     Q,
@@ -27,7 +27,7 @@ from derivations.large_deviation import (
     sign_one_layer_rate,
     weight_correlation,
 )
-from runtime.reference.large_deviation import weight_correlation as sampled_correlation
+from netderive.runtime.reference.large_deviation import weight_correlation as sampled_correlation
 
 
 def pair_expectation(f, c: float) -> float:
@@ -143,7 +143,7 @@ def test_relu_tilted_mgf_near_the_series_branch() -> None:
     t = sp.Symbol("t_test", real=True)
     import mpmath
 
-    from derivations.large_deviation import quadrant_integral_ratio
+    from netderive.derivations.large_deviation import quadrant_integral_ratio
 
     f = sp.lambdify(t, quadrant_integral_ratio(t), modules="math")
     for eps in (2e-3, 1.5e-3, 1.001e-3, 9.99e-4, 1e-6, 0.0):

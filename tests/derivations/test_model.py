@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from derivations.model import ModelError, ModelSpec, load_model, parse_model
+from netderive.derivations.model import ModelError, ModelSpec, load_model, parse_model
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from derivations import parse_model
-from derivations.ir import Formula, Root
-from derivations.weight_decay import (
+from netderive.derivations import parse_model
+from netderive.derivations.ir import Formula, Root
+from netderive.derivations.weight_decay import (
     EY2,
     GAMMA,
     SIGMA2,
@@ -21,7 +21,7 @@ from derivations.weight_decay import (
     stationary_points,
     weight_symbols,
 )
-from runtime.reference import weight_decay as ref
+from netderive.runtime.reference import weight_decay as ref
 
 
 def _symmetric(d: int) -> sp.Matrix:
@@ -182,7 +182,7 @@ def test_origin_hessian_depth_one_with_unequal_decays():
 
 @pytest.mark.parametrize("widths", [[2], [2, 3], [1, 2, 1]])
 def test_loss_terms_are_homogeneous_of_their_degree(widths):
-    from derivations.weight_decay import loss_by_degree
+    from netderive.derivations.weight_decay import loss_by_degree
 
     weights = weight_symbols(2, widths)
     unknowns = [s for w in weights for s in w]

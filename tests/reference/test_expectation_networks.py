@@ -32,17 +32,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from derivations import parse_model
-from derivations.expectation import initial_weights
-from runtime import expectation_report as report
-from runtime.reference.expectation_sampling import (
+from netderive.derivations import parse_model
+from netderive.derivations.expectation import initial_weights
+from netderive.runtime import expectation_report as report
+from netderive.runtime.reference.expectation_sampling import (
     NetworkParams,
     linearised_prediction,
     network_jets,
     noise_scale,
     quadratic_closure_prediction,
 )
-from runtime.session import Build, build, resolve_model
+from netderive.runtime.session import Build, build, resolve_model
 
 _BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "expectation_horizons.py"
 _spec = importlib.util.spec_from_file_location("expectation_horizons", _BENCH)

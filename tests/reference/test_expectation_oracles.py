@@ -14,7 +14,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from runtime.reference.expectation_sampling import (
+from netderive.runtime.reference.expectation_sampling import (
     NetworkParams,
     UnstableRecursionError,
     case_a,

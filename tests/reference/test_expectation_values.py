@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from codegen import compile_formulas
-from derivations import derive
-from runtime.session import resolve_model
+from netderive.codegen import compile_formulas
+from netderive.derivations import derive
+from netderive.runtime.session import resolve_model
 
 SETTINGS = {"A1": (0.05, 0.2), "A2": (0.1, 0.25)}
 STEPS = (1, 10, 50, 200)

@@ -26,7 +26,7 @@ import pytest
 import scipy.integrate
 import scipy.optimize
 
-from runtime.reference import large_deviation_sampling as tails
+from netderive.runtime.reference import large_deviation_sampling as tails
 
 #: the whole file is in the slow run (~20 s): the default run compares the kernel with
 #: generic_exact_rate in test_large_deviation_sampling.py

@@ -24,9 +24,9 @@ import pytest
 import scipy.integrate
 import scipy.stats
 
-from runtime import ld_report
-from runtime.reference import large_deviation as ref
-from runtime.reference import large_deviation_sampling as tails
+from netderive.runtime import ld_report
+from netderive.runtime.reference import large_deviation as ref
+from netderive.runtime.reference import large_deviation_sampling as tails
 
 RHO_DIL = math.sqrt(0.9)  # dilution p = 0.1 (notes section 2)
 RHO_BIN = math.sqrt(2.0 / math.pi)  # binarization
@@ -46,7 +46,7 @@ MODELS = ("ld_sign_dilution", "ld_sign_binarization", "ld_relu_dilution", "ld_re
 @pytest.fixture(scope="module")
 def builds(kernel_cache_dir):
     """``get(name)``: the bundled model's build in this session's cache (made on first use)."""
-    from runtime.session import build, resolve_model
+    from netderive.runtime.session import build, resolve_model
 
     made = {}
 

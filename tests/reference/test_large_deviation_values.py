@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from codegen import compile_formulas
-from derivations import derive, parse_model
+from netderive.codegen import compile_formulas
+from netderive.derivations import derive, parse_model
 
 LAYERS = range(1, 7)
 #: (perturbation, p) -> (sign q_l, sign V_l, ReLU r_l, ReLU V_l, ReLU r*) for l = 1..6
@@ -231,7 +231,7 @@ def test_relu_rate_functions_by_saddle_point_and_legendre(models, perturbation) 
     continuous-minimisation row to 5e-6, and the reference's own continuous minimisation
     (Nelder-Mead over the inner overlaps, scipy Chernoff transforms) to 2e-6 -- on both sides
     of the typical overlap, also where I_L is concave."""
-    from runtime.reference import large_deviation_sampling as tails
+    from netderive.runtime.reference import large_deviation_sampling as tails
 
     fs, k = models[("relu", perturbation)]
     rho = _call(k, fs, "weight_correlation", p=0.1)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from ir_interpreter import evaluate
 
-from derivations import derive, parse_model
+from netderive.derivations import derive, parse_model
 
 #: Central-difference step of the Hessian (truncation ~h^2, rounding ~1e-16 / h: both < 1e-9).
 FD_STEP = 1e-5
@@ -196,8 +196,8 @@ def case_a() -> Network:
 def test_case_a_kernels_and_refusal(case_a_builds) -> None:
     """The compiled kernels of case A at step 0 (a minimum over the states that never grows
     with the step), and ``eval``'s refusal of an unstable learning rate."""
-    from runtime.evaluate import make_request
-    from runtime.session import UsageError
+    from netderive.runtime.evaluate import make_request
+    from netderive.runtime.session import UsageError
 
     net = case_a()
     for order, bb in case_a_builds.items():

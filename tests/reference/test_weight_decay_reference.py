@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from runtime.reference.weight_decay import (
+from netderive.runtime.reference.weight_decay import (
     DataMoments,
     balanced_minimiser,
     end_to_end_predictor,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from derivations import parse_model
-from runtime.reference import weight_decay as ref
-from runtime.session import build
+from netderive.derivations import parse_model
+from netderive.runtime.reference import weight_decay as ref
+from netderive.runtime.session import build
 
 ISOTROPIC_DATA = {"input_covariance": [[1.0]], "input_output_covariance": [1.0],
                   "output_variance": 2.0}

@@ -6,22 +6,18 @@ import math
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from conftest import CLI
 
 
 def run_cli(*args: str, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("NETDERIVE_DEBUG",
                                                              "NETDERIVE_PROGRESS")}
-    env["NETDERIVE_CACHE_DIR"] = str(cache)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT),
-                                                      env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)
+    env["NETDERIVE_CACHE_DIR"] = str(cache)  # PYTHONPATH: conftest's link to this checkout
+    return subprocess.run([*CLI, *args], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +120,8 @@ def test_softsign_reference_model_is_bounded(kernel_cache_dir: Path, softsign_mo
     """The build's ``activation_bound`` kernel gives sup |phi| = 1 (decided symbolically by
     the derivation), and the reference model takes that bound: the rate function's samplers
     run (before: no bound, and check skipped the rate)."""
-    from runtime import ld_report
-    from runtime.session import build, resolve_model
+    from netderive.runtime import ld_report
+    from netderive.runtime.session import build, resolve_model
 
     b = build(resolve_model(str(softsign_model), cross_checks=True))
     assert b.call("activation_bound", b.defaults) == 1.0

@@ -17,7 +17,6 @@ import shutil
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLI
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 BUNDLED = MODELS_DIR / "weight_decay.toml"
@@ -69,7 +69,7 @@ def cli(env: dict[str, str]) -> Callable[..., Run]:
     def run(*args: str | Path, cwd: Path, timeout: float = 600) -> Run:
         argv = [str(a) for a in args]
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "runtime.cli", *argv], cwd=cwd, env=env,
+        proc = subprocess.run([*CLI, *argv], cwd=cwd, env=env,
                               capture_output=True, text=True, timeout=timeout)
         return Run(argv, proc.returncode, proc.stdout, proc.stderr,
                    time.perf_counter() - start)
@@ -157,7 +157,7 @@ def test_interrupted_build_leaves_nothing_half_written(env, cache_dir: Path,
     model = tmp_path / "interrupted.toml"
     model.write_text(BUNDLED.read_text().replace("depth = 2 ", "depth = 4 ")
                      .replace("widths = [4, 4]", "widths = [2, 3, 4, 5]"))
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "build", str(model)],
+    proc = subprocess.Popen([*CLI, "build", str(model)],
                             cwd=tmp_path, env={**env, "NETDERIVE_PROGRESS": "1"},
                             stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -400,7 +400,7 @@ def test_progress_bar_on_a_terminal(env, built: Run, work: Path) -> None:
     master, slave = pty.openpty()
     # a terminal of 24 x 100 characters (tqdm draws nothing on a terminal of width 0)
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", *BIG_GRID], cwd=work,
+    proc = subprocess.Popen([*CLI, *BIG_GRID], cwd=work,
                             env=env, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
     chunks: list[bytes] = []
@@ -731,7 +731,7 @@ def test_csv_to_stdout_is_the_csv_only(cli, built: Run, work: Path) -> None:
 def test_unusable_cache_dir_is_a_one_line_error(env, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "build", "weight_decay"],
+    proc = subprocess.run([*CLI, "build", "weight_decay"],
                           cwd=tmp_path, env={**env, "NETDERIVE_CACHE_DIR": str(blocker / "c")},
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
@@ -811,8 +811,8 @@ def test_first_use_says_compiling_once_and_quiet_says_nothing(cli, built: Run,
 def test_demo_reports_each_model_with_its_time(tmp_path: Path, kernel_cache_dir: Path,
                                                capsys: pytest.CaptureFixture,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    import models
-    from runtime import demo
+    from netderive import models
+    from netderive.runtime import demo
 
     monkeypatch.delenv("NETDERIVE_PROGRESS", raising=False)  # stderr is captured: lines
     demo.run_demo(tmp_path / "report", quick=True, paths=[models.bundled_model("weight_decay")])
@@ -883,7 +883,7 @@ def test_check_help_states_the_exit_status(cli, work: Path) -> None:
 
 
 def _cache_cli(env: dict[str, str], root: Path, *args: str) -> Run:
-    proc = subprocess.run([sys.executable, "-m", "runtime.cli", "cache", *args], cwd=root.parent,
+    proc = subprocess.run([*CLI, "cache", *args], cwd=root.parent,
                           env={**env, "NETDERIVE_CACHE_DIR": str(root)}, capture_output=True,
                           text=True, timeout=60)
     return ok(Run(["cache", *args], proc.returncode, proc.stdout, proc.stderr, 0.0))

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from runtime import demo
+from netderive.runtime import demo
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURE_FILES = ("ld_typical_overlap.png", "ld_rate_functions.png")
@@ -41,7 +41,7 @@ def test_large_deviation_figures_are_registered_and_drawn_once(tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def host_build(kernel_cache_dir: Path):
-    from runtime.session import build, resolve_model
+    from netderive.runtime.session import build, resolve_model
 
     return build(resolve_model(demo.LD_FIGURE_MODEL))
 
@@ -67,7 +67,7 @@ def test_large_deviation_figures_quick(host_build, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_report_links_the_large_deviation_figures(host_build, tmp_path: Path) -> None:
-    import models
+    from netderive import models
 
     report = demo.run_demo(tmp_path / "report", quick=True,
                            paths=[models.bundled_model(demo.LD_FIGURE_MODEL)])

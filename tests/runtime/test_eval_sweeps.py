@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CLI
 
-from runtime import evaluate as ev
-from runtime.session import UsageError, build, resolve_model
+from netderive.runtime import evaluate as ev
+from netderive.runtime.session import UsageError, build, resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def weight_decay(kernel_cache_dir):
 def run(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETDERIVE_")}
     env["NETDERIVE_CACHE_DIR"] = str(cache)
-    return subprocess.run([sys.executable, "-m", "runtime.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([*CLI, *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=600)
 
 
@@ -107,7 +108,7 @@ def test_loop_bounds_have_a_maximum(kernel_cache_dir, tmp_path) -> None:
 #: and prints the peak resident memory (KiB) after each: the growth is the large sweep's own.
 PEAK_MEMORY = """
 import resource, sys
-from runtime.cli import main
+from netderive.runtime.cli import main
 grid = ["-q", "eval", "weight_decay", "noise_factor", "--grid", "weight_decay=0.1:1:1000"]
 peaks = []
 for axis, out in (("noise_variance=0:1:100", "small.csv"), ("noise_variance=0:1:4000", "big.csv")):
@@ -136,7 +137,7 @@ def test_csv_to_a_closed_pipe_stops_quietly(weight_decay, kernel_cache_dir, tmp_
     """``eval ... --csv - | head -1``: the reader goes away; no traceback, SIGPIPE's status."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETDERIVE_")}
     env["NETDERIVE_CACHE_DIR"] = str(kernel_cache_dir)
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.cli", "-q", "eval", "weight_decay",
+    proc = subprocess.Popen([*CLI, "-q", "eval", "weight_decay",
                              "noise_factor", "--grid", "weight_decay=0.1:1:1000", "--grid",
                              "noise_variance=0:1:1000", "--csv", "-"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

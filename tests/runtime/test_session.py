@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from codegen.cache import Artifacts
-from runtime.cli import _split_sets
-from runtime.session import Build, UsageError, resolve_model
+from netderive.codegen.cache import Artifacts
+from netderive.runtime.cli import _split_sets
+from netderive.runtime.session import Build, UsageError, resolve_model
 
 
 def param(name: str) -> dict:
