@@ -25,7 +25,8 @@ import mpmath
 import sympy as sp
 from sympy.calculus.util import continuous_domain
 
-from .model import ACTIVATION_ALLOWED, ACTIVATION_FUNCTIONS, ModelError, check_activation_syntax
+from .errors import ModelError
+from .schema import ACTIVATION_ALLOWED, ACTIVATION_FUNCTIONS, check_activation_syntax
 
 #: The variable of every activation expression.
 ACTIVATION_VARIABLE = sp.Symbol("x", real=True)

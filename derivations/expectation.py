@@ -56,7 +56,7 @@ from .ir import (
     item_symbol,
 )
 from .model import ModelSpec
-from .schemas import MAX_STEPS
+from .schemas.expectation import MAX_STEPS
 
 REF = "Borovykh 2019 (arXiv:1912.08526); notes borovykh2019.md"
 

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from ..derivations.model import ModelError, did_you_mean
+from netderive.derivations.model import ModelError, did_you_mean
+
 from .session import Build, UsageError, apply_structural, build, resolve_model
 
 #: Keyword options of :meth:`Model.check` (the rest are parameter values).

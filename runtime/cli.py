@@ -196,9 +196,9 @@ def parse_key_value(current, text: str, label: str):
 
 
 def _schema_keys(family: str) -> set[str]:
-    from netderive.derivations.schemas import SCHEMAS
+    from netderive.derivations.families import schema_of
 
-    return {k for k in SCHEMAS[family].keys if k != "description"}
+    return {k for k in schema_of(family).keys if k != "description"}
 
 
 def _resolve_build(model: str, sets: list[str]):

@@ -80,11 +80,11 @@ def _shown(build: Build, name: str, value: float) -> str:
 def describe(build: Build, fixed: Mapping[str, float] | None = None) -> str:
     """The text of ``netderive info``: quantities with their meaning and arguments,
     parameters with domain and value, the model file's keys with their values."""
-    from netderive.derivations.schemas import SCHEMAS
+    from netderive.derivations.families import schema_of
 
     fixed = fixed or {}
     spec = build.spec
-    schema = SCHEMAS[spec.family]
+    schema = schema_of(spec.family)
     out = [f"{spec.stem}: family {spec.family} ({spec.source})"]
     if spec.get("description"):
         out.append(f"  {spec['description']}")

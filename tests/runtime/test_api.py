@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -103,8 +104,11 @@ def test_cli_and_readme_snippet_ignore_a_users_own_packages(kernel_cache_dir,
 
 @pytest.mark.slow  # builds a wheel (pip, an isolated build environment: ~3 s and setuptools)
 def test_the_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
+    source = tmp_path / "source"  # a copy: pip builds in the source tree (build/, *.egg-info)
+    shutil.copytree(PROJECT_ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", "build", "*.egg-info", "__pycache__", ".netderive-cache"))
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                          str(tmp_path), str(PROJECT_ROOT)], capture_output=True, text=True,
+                          str(tmp_path), str(source)], capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stderr
     (wheel,) = tmp_path.glob("netderive-*.whl")
