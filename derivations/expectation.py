@@ -69,8 +69,6 @@ NOISE = item_symbol("noise_step")
 # loop indices: a, u points; i units; j units of the layer below; p, q, r weights; k training
 A_, U_, I_, J_, P_, Q_, R_, K_ = sp.symbols("a u i j p q r k", integer=True, nonnegative=True)
 
-#: Orders of the Taylor expansion implemented.
-ORDERS = (1, 2, 3)
 #: ``step`` runs up to the schema's maximum of ``steps`` (an order-2 step of a network of a
 #: hundred weights takes about a millisecond: 10^6 steps are minutes of work).
 STEP_DOMAIN = Domain(0.0, float(MAX_STEPS), integer=True)
@@ -547,7 +545,7 @@ def stability_statements(matrix: str, size: int) -> tuple[list, list, list]:
     return arrays, setup, update
 
 
-def order3_items(program, n: int, P: int) -> list[Item]:
+def order3_items(program, n: int, points: int, P: int) -> list[Item]:
     """The order-3 quantities: the order-2 map shape with the cubic model's expectations
     (section 5); outputs, expected loss and Hessian traces from the same coefficients."""
     k, p = K_, P_
@@ -604,6 +602,139 @@ def order3_items(program, n: int, P: int) -> list[Item]:
     ]
 
 
+def order1_items(program, n: int, points: int, P: int) -> list[Item]:
+    """The order-1 quantities (section 3): the exact moment map of the linearised network in
+    output space (its stability margin from the constant Theta), and the weight-space map of
+    section 3.1 for the weight statistics."""
+    zero = sp.Integer(0)
+    x_row = n + TEST_POINT
+    arrays, setup, body = order1_program(n, points)
+    setup = ntk_statements(points, P) + setup
+    s_arrays, s_setup, s_update = stability_statements("ThetaZZ", n)
+    # Theta is constant along the order-1 map: its lambda_max is taken once
+    arrays, setup = arrays + s_arrays, setup + s_setup + s_update
+    k = K_
+    arrays += [("loss", (1,)), ("trace", (1,))]
+    loss = [st(E("loss", zero), ((E("mu", k) - E("Y", k))**2 + E("C", k, k)) / 2,
+               [(k, n)], True, "E L_t = 1/2 sum_i [(mu_i - y_i)^2 + C_ii]")]
+    items = [
+        program("mean_output", arrays, setup, body, [], E("mu", x_row),
+                "E f_t(x) at test input test_point after step updates (order 1: the "
+                "linearised network, exact moments)", "3.3"),
+        program("output_variance", arrays, setup, body, [], E("C", x_row, x_row),
+                "Var f_t(x) at test input test_point after step updates (order 1)", "3.3"),
+        program("expected_loss", arrays, setup, body, loss, E("loss", zero),
+                "E L_t, the expected training loss after step updates (order 1)", "3.3"),
+    ]
+    items.append(program(
+        "stability_margin", arrays, setup, body, [], E("margin", zero),
+        "2 - eta lambda_max(Theta(X, X)) (Theta is constant at order 1): the order-1 map "
+        "is stable while >= 0", "3.4, 8.3"))
+    w_arrays, w_setup, w_body = order1_weight_space(n, P)
+    stat_arrays, stats = weight_statistics(P)
+    w_all = w_arrays + stat_arrays
+    items += [
+        program("weight_mean_norm", w_all, w_setup, w_body, stats,
+                sp.sqrt(E("mnorm", zero)), "|E d_t|, the norm of the mean weight "
+                "displacement (order 1, weight space)", "3.1"),
+        program("weight_variance_trace", w_all, w_setup, w_body, stats, E("trS", zero),
+                "tr Cov d_t, the total variance of the weight displacement (order 1, "
+                "weight space)", "3.1"),
+    ]
+    p = P_
+    items.append(program(
+        "loss_hessian_trace", arrays, setup, body,
+        [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
+            "tr Theta = tr J^T J (Gauss-Newton)")], E("trace", zero),
+        "trace of the expected loss Hessian (order 1: tr Theta, constant in t)", "4.4"))
+    items.append(program(
+        "mean_weights_hessian_trace", arrays, setup, body,
+        [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
+            "tr Theta")], E("trace", zero),
+        "trace of the loss Hessian at the mean weights (order 1: tr Theta)", "3.4"))
+    return items
+
+
+def order2_items(program, n: int, points: int, P: int) -> list[Item]:
+    """The order-2 quantities (sections 4.3-4.4, 6, 8.5): the Gaussian-closure map of the weight
+    mean and covariance, the outputs, the expected loss, the Hessian traces and the closure
+    indicator."""
+    zero = sp.Integer(0)
+    state = [("m", (P,)), ("S", (P, P))]
+    moment_arrays, moments = closure_moments(n, P)
+    step_arrays, step = order2_step(P)
+    out_arrays, at_test = test_point_statements(n, P)
+    arrays = state + moment_arrays + step_arrays + out_arrays + [
+        ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,)),
+        ("rbar", (n,)), ("trace_mean", (1,))]
+    s_arrays, s_setup, s_body = stability_statements("K", P)
+    stat_arrays, stats = weight_statistics(P)
+    arrays += s_arrays + stat_arrays
+    # moments and lambda_max of the state where it is made (set-up, after every step)
+    setup, body = s_setup + moments + s_body, step + moments + s_body
+    k, p, q = K_, P_, Q_
+    items = [
+        program("mean_output", arrays, setup, body, at_test, E("Ef", zero),
+                "E f_t(x) at test input test_point after step updates (order 2, Gaussian "
+                "closure)", "4.3-4.4"),
+        program("stability_margin", arrays, setup, body, [], E("margin", zero),
+                "min over the states s = 0..t of 2 - eta lambda_max(K-bar_s): the order-2 "
+                "map is stable while >= 0", "8.3"),
+        program("output_variance", arrays, setup, body, at_test, E("Varf", zero),
+                "Var f_t(x) at test input test_point after step updates (order 2, "
+                "Gaussian closure)", "4.3-4.4"),
+    ]
+    final = [
+        st(E("loss", zero), E("rho", k)**2 / 2, [(k, n)], True),
+        st(E("loss", zero), E("grad", k, p) * E("S", p, q) * E("grad", k, q) / 2
+           + E("HS", k, p, q) * E("HS", k, q, p) / 4, [(k, n), (p, P), (q, P)], True,
+           "E L = 1/2 sum_i [rho_i^2 + a_i^T S a_i + tr(H_i S H_i S)/2]"),
+        st(E("trace", zero), E("K", p, p), [(p, P)], True, "tr K-bar"),
+        st(E("closure", k), E("HS", k, p, q) * E("HS", k, q, p) / 2,
+           [(k, n), (p, P), (q, P)], True),
+        st(E("linear", k), E("grad", k, p) * E("S", p, q) * E("grad", k, q),
+           [(k, n), (p, P), (q, P)], True),
+        st(E("rbar", k), E("rho", k), [(k, n)]),
+        st(E("rbar", k), -E("HS", k, p, p) / 2, [(k, n), (p, P)], True,
+           "residual at the mean weights r_i(m) = rho_i - tr(H_i S)/2"),
+        st(E("trace_mean", zero), E("grad", k, p)**2 + E("rbar", k) * E("Hes", k, p, p),
+           [(k, n), (p, P)], True,
+           "tr Hessian of L^(2) at m = sum_i [|a_i|^2 + r_i(m) tr H_i]"),
+    ]
+    # c_t -> 0 as S_t -> 0 (quadratic over linear in S): 0 where the closure term is 0
+    ratio = [sp.Piecewise((E("closure", kk) / E("linear", kk), E("closure", kk) > 0),
+                          (0, True)) for kk in range(n)]
+    items += [
+        program("expected_loss", arrays, setup, body, final, E("loss", zero),
+                "E L_t, the expected training loss after step updates (order 2)", "4.4"),
+        program("loss_hessian_trace", arrays, setup, body, final, E("trace", zero),
+                "tr K-bar_t, the trace of the expected loss Hessian (order 2)", "4.4"),
+        program("mean_weights_hessian_trace", arrays, setup, body, final,
+                E("trace_mean", zero),
+                "trace of the loss Hessian of the order-2 model at the mean weights m_t "
+                "(the noise flattens it, section 4.5)", "4.4"),
+        program("weight_mean_norm", arrays, setup, body, stats,
+                sp.sqrt(E("mnorm", zero)), "|m_t|, the norm of the mean weight "
+                "displacement (order 2)", "4.3"),
+        program("weight_variance_trace", arrays, setup, body, stats,
+                E("trS", zero), "tr S_t, the total variance of the weight displacement "
+                "(order 2)", "4.3"),
+        program("closure_indicator", arrays, setup, body, final,
+                sp.Max(*ratio) if n > 1 else ratio[0],
+                "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i), a diagnostic: above 0.1 "
+                "the Gaussian closure over-spreads the training outputs; 0 where "
+                "tr(H_i S H_i S) = 0, e.g. at step 0 (S_0 = 0: c_t -> 0 as S_t -> 0)",
+                "8.5"),
+    ]
+    return items
+
+
+#: The builder of each order's items: ``(program, n, points, P) -> items``, where ``program``
+#: makes an ArrayProgram on the model's data and jets, ``n`` training rows of ``points``, and
+#: ``P`` weights.
+ITEMS_BY_ORDER = {1: order1_items, 2: order2_items, 3: order3_items}
+
+
 # -- the FormulaSet -----------------------------------------------------------------------------
 def initial_weights(spec: ModelSpec, input_dim: int) -> tuple[list[np.ndarray], list[np.ndarray],
                                                                np.ndarray]:
@@ -634,9 +765,9 @@ def derive(spec: ModelSpec) -> FormulaSet:
     """The expectation FormulaSet of a model (see the module docstring)."""
     phi = parse_activation(spec["activation"], spec.source)
     order = int(spec["order"])
-    if order not in ORDERS:
+    if order not in ITEMS_BY_ORDER:
         raise DerivationError(f"{spec.source}: order {order} is not implemented (orders "
-                              f"{', '.join(map(str, ORDERS))})")
+                              f"{', '.join(map(str, ITEMS_BY_ORDER))})")
     data = spec["data"]
     train = np.array(data["train_inputs"], dtype=float)
     test = np.array(data["test_inputs"], dtype=float)
@@ -669,7 +800,6 @@ def derive(spec: ModelSpec) -> FormulaSet:
     scale_text = "eta sigma" if scaling == "eta" else "sqrt(eta) sigma"
     items: list[Item] = [Formula("noise_step", noise, f"per-step noise scale s = {scale_text}",
                                  f"{REF}, section 2")]
-    zero = sp.Integer(0)
 
     def program(name: str, arrays, setup, body, finish, output, meaning, section,
                 internal=False) -> ArrayProgram:
@@ -679,124 +809,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
                             tuple(finish), output, meaning, f"{REF}, section {section}",
                             internal)
 
-    x_row = n + TEST_POINT
-    if order == 1:
-        arrays, setup, body = order1_program(n, points)
-        setup = ntk_statements(points, P) + setup
-        s_arrays, s_setup, s_update = stability_statements("ThetaZZ", n)
-        # Theta is constant along the order-1 map: its lambda_max is taken once
-        arrays, setup = arrays + s_arrays, setup + s_setup + s_update
-        k = K_
-        arrays += [("loss", (1,)), ("trace", (1,))]
-        loss_arrays: list = []
-        loss = [st(E("loss", zero), ((E("mu", k) - E("Y", k))**2 + E("C", k, k)) / 2,
-                   [(k, n)], True, "E L_t = 1/2 sum_i [(mu_i - y_i)^2 + C_ii]")]
-        items += [
-            program("mean_output", arrays, setup, body, [], E("mu", x_row),
-                    "E f_t(x) at test input test_point after step updates (order 1: the "
-                    "linearised network, exact moments)", "3.3"),
-            program("output_variance", arrays, setup, body, [], E("C", x_row, x_row),
-                    "Var f_t(x) at test input test_point after step updates (order 1)", "3.3"),
-            program("expected_loss", arrays + loss_arrays, setup, body, loss, E("loss", zero),
-                    "E L_t, the expected training loss after step updates (order 1)", "3.3"),
-        ]
-        items.append(program(
-            "stability_margin", arrays, setup, body, [], E("margin", zero),
-            "2 - eta lambda_max(Theta(X, X)) (Theta is constant at order 1): the order-1 map "
-            "is stable while >= 0", "3.4, 8.3"))
-        w_arrays, w_setup, w_body = order1_weight_space(n, P)
-        stat_arrays, stats = weight_statistics(P)
-        w_all = w_arrays + stat_arrays
-        items += [
-            program("weight_mean_norm", w_all, w_setup, w_body, stats,
-                    sp.sqrt(E("mnorm", zero)), "|E d_t|, the norm of the mean weight "
-                    "displacement (order 1, weight space)", "3.1"),
-            program("weight_variance_trace", w_all, w_setup, w_body, stats, E("trS", zero),
-                    "tr Cov d_t, the total variance of the weight displacement (order 1, "
-                    "weight space)", "3.1"),
-        ]
-        p = P_
-        items.append(program(
-            "loss_hessian_trace", arrays, setup, body,
-            [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
-                "tr Theta = tr J^T J (Gauss-Newton)")], E("trace", zero),
-            "trace of the expected loss Hessian (order 1: tr Theta, constant in t)", "4.4"))
-        items.append(program(
-            "mean_weights_hessian_trace", arrays, setup, body,
-            [st(E("trace", zero), E("Jac", k, p)**2, [(k, n), (p, P)], True,
-                "tr Theta")], E("trace", zero),
-            "trace of the loss Hessian at the mean weights (order 1: tr Theta)", "3.4"))
-    elif order == 3:
-        items += order3_items(program, n, P)
-    else:
-        state = [("m", (P,)), ("S", (P, P))]
-        moment_arrays, moments = closure_moments(n, P)
-        step_arrays, step = order2_step(P)
-        out_arrays, at_test = test_point_statements(n, P)
-        arrays = state + moment_arrays + step_arrays + out_arrays + [
-            ("loss", (1,)), ("trace", (1,)), ("closure", (n,)), ("linear", (n,)),
-            ("rbar", (n,)), ("trace_mean", (1,))]
-        s_arrays, s_setup, s_body = stability_statements("K", P)
-        stat_arrays, stats = weight_statistics(P)
-        arrays += s_arrays + stat_arrays
-        stat_arrays = []
-        # moments and lambda_max of the state where it is made (set-up, after every step)
-        setup, body = s_setup + moments + s_body, step + moments + s_body
-        k, p, q = K_, P_, Q_
-        items += [
-            program("mean_output", arrays, setup, body, at_test, E("Ef", zero),
-                    "E f_t(x) at test input test_point after step updates (order 2, Gaussian "
-                    "closure)", "4.3-4.4"),
-            program("stability_margin", arrays, setup, body, [], E("margin", zero),
-                    "min over the states s = 0..t of 2 - eta lambda_max(K-bar_s): the order-2 "
-                    "map is stable while >= 0", "8.3"),
-            program("output_variance", arrays, setup, body, at_test, E("Varf", zero),
-                    "Var f_t(x) at test input test_point after step updates (order 2, "
-                    "Gaussian closure)", "4.3-4.4"),
-        ]
-        extra: list = []
-        final = [
-            st(E("loss", zero), E("rho", k)**2 / 2, [(k, n)], True),
-            st(E("loss", zero), E("grad", k, p) * E("S", p, q) * E("grad", k, q) / 2
-               + E("HS", k, p, q) * E("HS", k, q, p) / 4, [(k, n), (p, P), (q, P)], True,
-               "E L = 1/2 sum_i [rho_i^2 + a_i^T S a_i + tr(H_i S H_i S)/2]"),
-            st(E("trace", zero), E("K", p, p), [(p, P)], True, "tr K-bar"),
-            st(E("closure", k), E("HS", k, p, q) * E("HS", k, q, p) / 2,
-               [(k, n), (p, P), (q, P)], True),
-            st(E("linear", k), E("grad", k, p) * E("S", p, q) * E("grad", k, q),
-               [(k, n), (p, P), (q, P)], True),
-            st(E("rbar", k), E("rho", k), [(k, n)]),
-            st(E("rbar", k), -E("HS", k, p, p) / 2, [(k, n), (p, P)], True,
-               "residual at the mean weights r_i(m) = rho_i - tr(H_i S)/2"),
-            st(E("trace_mean", zero), E("grad", k, p)**2 + E("rbar", k) * E("Hes", k, p, p),
-               [(k, n), (p, P)], True,
-               "tr Hessian of L^(2) at m = sum_i [|a_i|^2 + r_i(m) tr H_i]"),
-        ]
-        # c_t -> 0 as S_t -> 0 (quadratic over linear in S): 0 where the closure term is 0
-        ratio = [sp.Piecewise((E("closure", kk) / E("linear", kk), E("closure", kk) > 0),
-                              (0, True)) for kk in range(n)]
-        items += [
-            program("expected_loss", arrays + extra, setup, body, final, E("loss", zero),
-                    "E L_t, the expected training loss after step updates (order 2)", "4.4"),
-            program("loss_hessian_trace", arrays + extra, setup, body, final, E("trace", zero),
-                    "tr K-bar_t, the trace of the expected loss Hessian (order 2)", "4.4"),
-            program("mean_weights_hessian_trace", arrays + extra, setup, body, final,
-                    E("trace_mean", zero),
-                    "trace of the loss Hessian of the order-2 model at the mean weights m_t "
-                    "(the noise flattens it, section 4.5)", "4.4"),
-            program("weight_mean_norm", arrays + stat_arrays, setup, body, stats,
-                    sp.sqrt(E("mnorm", zero)), "|m_t|, the norm of the mean weight "
-                    "displacement (order 2)", "4.3"),
-            program("weight_variance_trace", arrays + stat_arrays, setup, body, stats,
-                    E("trS", zero), "tr S_t, the total variance of the weight displacement "
-                    "(order 2)", "4.3"),
-            program("closure_indicator", arrays + extra, setup, body, final,
-                    sp.Max(*ratio) if n > 1 else ratio[0],
-                    "c_t = max_i tr(H_i S H_i S)/2 / (a_i^T S a_i), a diagnostic: above 0.1 "
-                    "the Gaussian closure over-spreads the training outputs; 0 where "
-                    "tr(H_i S H_i S) = 0, e.g. at step 0 (S_0 = 0: c_t -> 0 as S_t -> 0)",
-                    "8.5"),
-        ]
+    items += ITEMS_BY_ORDER[order](program, n, points, P)
     notes = [
         f"Network: input dimension {d}, hidden widths {list(net.widths)}, activation "
         f"phi(x) = {sp.sstr(phi)}; P = {P} weights; {n} training and {n_test} test inputs.",

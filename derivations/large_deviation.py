@@ -28,7 +28,8 @@ Three routes, chosen from the activation:
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import cache
 
 import sympy as sp
@@ -590,19 +591,13 @@ def _positive_multiple(phi: sp.Expr, of: sp.Expr) -> sp.Expr | None:
 
 
 def derive(spec: ModelSpec) -> FormulaSet:
-    """The large-deviation FormulaSet of a model (see the module docstring)."""
+    """The large-deviation FormulaSet of a model (see the module docstring): the weight
+    correlation and the activation's bound, the mean field where the Gaussian kernel has a
+    closed form, then the items of the activation's route (:data:`ROUTES`)."""
     phi = parse_activation(spec["activation"], spec.source)
-    x = ACTIVATION_VARIABLE
     perturbation = spec["perturbation"]
     rho_expr, scale = weight_correlation(perturbation)
-    rho = item_symbol("weight_correlation")
-    sign_scale = _positive_multiple(phi, sp.sign(x))
-    relu_scale = _positive_multiple(phi, sp.Max(x, 0))
-    kernels = gaussian.activation_kernels(phi)
-    homogeneous = kernels is not None and kernels.degree is not None
-    route = "sign" if sign_scale else "relu" if relu_scale else "closed" if homogeneous \
-        else "quadrature"
-    default_grid = spec.get("grid_size") or 1001
+    route, kernels, relu_scale = _route(phi)
     params = [
         Parameter(P, "dilution probability p (fraction of weights set to zero; unused by "
                   "binarization)",
@@ -613,9 +608,6 @@ def derive(spec: ModelSpec) -> FormulaSet:
         Parameter(Q_PREV, "overlap at the previous layer (argument of the one-layer rate)",
                   OVERLAP, 1.0, "q'"),
     ]
-    if route in ("sign", "relu"):
-        params.append(Parameter(GRID, "points of the dynamic-programming grid (odd: q = 0 on "
-                                "the grid)", GRID_DOMAIN, default_grid, "G"))
     bound = activation_bound(phi)
     items: list[Item] = [
         Formula("weight_correlation", rho_expr,
@@ -628,109 +620,195 @@ def derive(spec: ModelSpec) -> FormulaSet:
     notes = [f"Activation phi(x) = {sp.sstr(phi)}; perturbation: {perturbation} "
              f"(variance ratio sigma-hat^2 / sigma^2 = {sp.sstr(scale)}).",
              f"sup |phi| = {sp.sstr(bound.value)}: {bound.reason}."]
-    lower, upper = sp.Integer(-1), sp.Integer(1)
     if route in ("sign", "relu", "closed"):
-        kappa = kernels.normalised_kernel
+        items += mean_field_items(kernels, _lower_end(route, kernels))
         notes.append(f"Closed-form Gaussian kernel K(c) = {sp.sstr(kernels.kernel)}, "
                      f"E phi^2 = {sp.sstr(kernels.second_moment)} (quadrant integrals).")
-        if route != "sign" and kernels.mean != 0 and all(
-                coeff >= 0 for piece in (kernels.pieces.positive, kernels.pieces.negative)
-                for coeff in piece.coeffs()):
-            lower = sp.Integer(0)
+    more = ROUTES[route](spec, _Route(phi, kernels, relu_scale, scale, route))
+    return _formula_set(spec, params + more.params, items + more.items, notes + more.notes)
 
-        def mu_of(arg: sp.Expr) -> sp.Expr:
-            return kappa.subs(gaussian.C, rho * arg)
 
-        def dmu_of(arg: sp.Expr) -> sp.Expr:
-            return rho * sp.diff(kappa, gaussian.C).subs(gaussian.C, rho * arg)
+@dataclass(frozen=True)
+class _Route:
+    """What a route's builder needs of the activation."""
 
-        items += [
-            Formula("overlap_map", mu_of(Q_PREV),
-                    "one layer of the mean-field map: kappa(rho q') = K(rho q') / E phi^2",
-                    f"{REF}, section 3"),
-            Recurrence("typical_overlap", (R,), (mu_of(R),), (Q0,), DEPTH, R,
-                       "typical (mean-field) normalised overlap at layer L", f"{REF}, section 3"),
-            Root("fixed_point", R, mu_of(R) - R, dmu_of(R) - 1,
-                 (sp.Integer(0) if lower == 0 else sp.Integer(-1), sp.Integer(1)),
-                 "the largest fixed point r* = kappa(rho r*) of the mean-field map",
-                 f"{REF}, section 3", scan_points=400, select="last"),
-            Formula("fixed_point_slope", dmu_of(item_symbol("fixed_point")),
-                    "slope of the map at r*: stable if < 1", f"{REF}, section 3"),
-            Recurrence("overlap_variance", (R, V), (mu_of(R), _one_step_variance(kernels,
-                       rho * R) + dmu_of(R) ** 2 * V), (Q0, sp.Integer(0)), DEPTH, V,
-                       "N Var(r_L) as N -> infinity (delta method)", f"{REF}, section 4.2"),
-        ]
-    if route == "sign":
-        rate = sign_one_layer_rate(mu_of(Q_PREV))
-        items += [
-            Formula("one_layer_scgf", sp.log(sp.cosh(TILT) + mu_of(Q_PREV) * sp.sinh(TILT)),
-                    "one-layer SCGF Lambda(lambda | q') = ln E exp(lambda s s-hat)",
-                    f"{REF}, section 4.3"),
-            Formula("one_layer_rate", rate, "one-layer rate J(q | q') = sup_lambda [lambda q - "
-                    "Lambda(lambda | q')] = binary relative entropy", f"{REF}, section 4.3"),
-        ]
-        envelope, step_rate = line_envelope(rate, Q, Q_PREV), rate
-    elif route == "relu":
-        c_prev = rho * Q_PREV
-        finite = sp.And(TILT * Q * (1 - c_prev**2) > -1, TILT * (1 - Q) * (1 + c_prev) < 1)
-        items.append(Formula(
-            "one_layer_scgf",
-            sp.Piecewise((sp.log(relu_tilted_mgf(Q, c_prev, TILT)), finite), (sp.oo, True)),
-            "one-layer SCGF ln M_r(lambda; rho r') = ln E exp(lambda [X - r (Y + Z) / 2]) "
-            "(quadrant closed form; +inf outside -1/(rD) < lambda < 1/((1-r)(1+c)))",
-            f"{REF}, section 4.4"))
-        items += relu_rate_items(rho, relu_scale)
-        envelope, step_rate = None, item_symbol("one_layer_rate")
-        lower = sp.Integer(0)
-    else:
-        if route == "closed":
-            notes.append("No closed-form one-layer rate for this activation: the rate "
-                         "function uses Gauss-Hermite quadrature with typical norms.")
-        params.append(Parameter(SIGMA2, "weight variance sigma_w^2 (N Var W)", POSITIVE,
-                                spec.get("weight_variance", 1.0), r"\sigma_w^2"))
-        params += [
-            Parameter(NORM, "norm Q of the reference layer (state)", POSITIVE, 1.0, "Q"),
-            Parameter(NORM_HAT, "norm Q-hat of the perturbed layer (state)", POSITIVE, 1.0,
-                      r"\hat Q"),
-            *(Parameter(t, f"conjugate of {m} in the saddle point (state)", REAL, 0.0,
-                        rf"\theta_{k + 1}")
-              for k, (t, m) in enumerate(zip(TILTS3, ("q", "Q", "Q-hat"), strict=True))),
-            Parameter(TILT, "tilt lambda of the generating function", REAL, 0.5, r"\lambda"),
-        ]
-        gh = gauss_hermite_items(phi, rho, scale)
-        if route == "quadrature":
-            gh = [_renamed(i, "mean_field", "typical_overlap") for i in gh]
-        else:
-            gh = [i for i in gh if i.name != "mean_field"]
-        items += gh
-        notes.append("Rate function of s_L = q_L / sqrt(Q_L* Q-hat_L*), Q_L*, Q-hat_L* the "
-                     "typical (mean-field) norms of layer L: a fixed rescaling of q_L whose "
-                     "typical value is typical_overlap.  The norms of every layer fluctuate "
-                     "with the overlap: the state is (q, Q, Q-hat) and the rate is the action "
-                     "of the stationary path of the 3-D chain (Newton continuation from the "
-                     "typical path), exact up to quadrature where that path is the minimising "
-                     "one.")
-        return _formula_set(spec, params, items, notes)
-        envelope, step_rate = None, item_symbol("one_layer_rate")
-    items.append(MinPlusRecursion(
-        "rate_function", Q, Q_PREV, step_rate, Q0, DEPTH, lower, upper, GRID,
+    phi: sp.Expr
+    kernels: gaussian.ActivationKernels | None
+    relu_scale: sp.Expr | None
+    scale: sp.Expr  # the variance ratio sigma-hat^2 / sigma^2 of the perturbation
+    name: str
+
+
+@dataclass(frozen=True)
+class _RouteItems:
+    """A route's parameters, items and notes (appended, in order, to the common ones)."""
+
+    params: list[Parameter]
+    items: list[Item]
+    notes: list[str]
+
+
+def _route(phi: sp.Expr) -> tuple[str, gaussian.ActivationKernels | None, sp.Expr | None]:
+    """``"sign"``/``"relu"`` for positive multiples of those, ``"closed"`` for other
+    positively homogeneous activations with a closed-form kernel, else ``"quadrature"``; the
+    kernels and the ReLU scale."""
+    x = ACTIVATION_VARIABLE
+    sign_scale = _positive_multiple(phi, sp.sign(x))
+    relu_scale = _positive_multiple(phi, sp.Max(x, 0))
+    kernels = gaussian.activation_kernels(phi)
+    homogeneous = kernels is not None and kernels.degree is not None
+    route = "sign" if sign_scale else "relu" if relu_scale else "closed" if homogeneous \
+        else "quadrature"
+    return route, kernels, relu_scale
+
+
+def _lower_end(route: str, kernels: gaussian.ActivationKernels) -> sp.Integer:
+    """The lowest overlap the mean field reaches: 0 for ReLU units and activations with a
+    nonzero mean and nonnegative pieces, else -1."""
+    if route == "relu" or (route != "sign" and kernels.mean != 0 and all(
+            coeff >= 0 for piece in (kernels.pieces.positive, kernels.pieces.negative)
+            for coeff in piece.coeffs())):
+        return sp.Integer(0)
+    return sp.Integer(-1)
+
+
+def _maps(kernels: gaussian.ActivationKernels
+          ) -> tuple[Callable[[sp.Expr], sp.Expr], Callable[[sp.Expr], sp.Expr]]:
+    r"""The mean-field map :math:`\mu(q') = \kappa(\rho q')` and its derivative in q'."""
+    rho = item_symbol("weight_correlation")
+    kappa = kernels.normalised_kernel
+
+    def mu_of(arg: sp.Expr) -> sp.Expr:
+        return kappa.subs(gaussian.C, rho * arg)
+
+    def dmu_of(arg: sp.Expr) -> sp.Expr:
+        return rho * sp.diff(kappa, gaussian.C).subs(gaussian.C, rho * arg)
+
+    return mu_of, dmu_of
+
+
+def mean_field_items(kernels: gaussian.ActivationKernels, lower: sp.Integer) -> list[Item]:
+    """The closed-form mean field: one layer of the map, its iterate to layer L, the largest
+    fixed point and its slope, and N Var by the delta method (sections 3, 4.2)."""
+    rho = item_symbol("weight_correlation")
+    mu_of, dmu_of = _maps(kernels)
+    return [
+        Formula("overlap_map", mu_of(Q_PREV),
+                "one layer of the mean-field map: kappa(rho q') = K(rho q') / E phi^2",
+                f"{REF}, section 3"),
+        Recurrence("typical_overlap", (R,), (mu_of(R),), (Q0,), DEPTH, R,
+                   "typical (mean-field) normalised overlap at layer L", f"{REF}, section 3"),
+        Root("fixed_point", R, mu_of(R) - R, dmu_of(R) - 1,
+             (sp.Integer(0) if lower == 0 else sp.Integer(-1), sp.Integer(1)),
+             "the largest fixed point r* = kappa(rho r*) of the mean-field map",
+             f"{REF}, section 3", scan_points=400, select="last"),
+        Formula("fixed_point_slope", dmu_of(item_symbol("fixed_point")),
+                "slope of the map at r*: stable if < 1", f"{REF}, section 3"),
+        Recurrence("overlap_variance", (R, V), (mu_of(R), _one_step_variance(kernels,
+                   rho * R) + dmu_of(R) ** 2 * V), (Q0, sp.Integer(0)), DEPTH, V,
+                   "N Var(r_L) as N -> infinity (delta method)", f"{REF}, section 4.2"),
+    ]
+
+
+def _dynamic_programming(step_rate: sp.Expr, lower: sp.Integer,
+                         envelope: tuple | None) -> MinPlusRecursion:
+    return MinPlusRecursion(
+        "rate_function", Q, Q_PREV, step_rate, Q0, DEPTH, lower, sp.Integer(1), GRID,
         "rate function I_L(q) of the output overlap (contraction principle, dynamic "
-        "programming)", f"{REF}, section 4.2", envelope=envelope))
-    if route in ("sign", "relu"):
-        params.append(Parameter(TILT, "tilt lambda of the generating functions", REAL, 0.5,
-                                r"\lambda"))
-    if route == "sign":
-        params += [
-            Parameter(FIRST_TILT, "tilt theta_1 of the first layer (saddle-point shooting)",
-                      REAL, 0.0, r"\theta_1"),
-        ]
-        items += sign_saddle_items(mu_of, dmu_of)
-        if envelope is not None:
-            notes.append("One-layer rate affine in (1 + q)/2 at fixed q': the DP minimum over "
-                         "q' is a lower envelope of lines (O(G) per layer).")
-    if route == "relu":
-        items += relu_saddle_items(mu_of)
-    return _formula_set(spec, params, items, notes)
+        "programming)", f"{REF}, section 4.2", envelope=envelope)
+
+
+def _grid_parameter(spec: ModelSpec) -> Parameter:
+    return Parameter(GRID, "points of the dynamic-programming grid (odd: q = 0 on the grid)",
+                     GRID_DOMAIN, spec.get("grid_size") or 1001, "G")
+
+
+def _tilt_parameter() -> Parameter:
+    return Parameter(TILT, "tilt lambda of the generating functions", REAL, 0.5, r"\lambda")
+
+
+def sign_route(spec: ModelSpec, route: _Route) -> _RouteItems:
+    """Sign units: the one-layer rate is a binary relative entropy, affine in (1 + q)/2 at
+    fixed q' (the DP takes a lower envelope of lines), and the forward/backward saddle point
+    by shooting with its SCGF and Legendre route (section 4.3)."""
+    mu_of, dmu_of = _maps(route.kernels)
+    rate = sign_one_layer_rate(mu_of(Q_PREV))
+    envelope = line_envelope(rate, Q, Q_PREV)
+    items: list[Item] = [
+        Formula("one_layer_scgf", sp.log(sp.cosh(TILT) + mu_of(Q_PREV) * sp.sinh(TILT)),
+                "one-layer SCGF Lambda(lambda | q') = ln E exp(lambda s s-hat)",
+                f"{REF}, section 4.3"),
+        Formula("one_layer_rate", rate, "one-layer rate J(q | q') = sup_lambda [lambda q - "
+                "Lambda(lambda | q')] = binary relative entropy", f"{REF}, section 4.3"),
+        _dynamic_programming(rate, _lower_end("sign", route.kernels), envelope),
+        *sign_saddle_items(mu_of, dmu_of),
+    ]
+    params = [_grid_parameter(spec), _tilt_parameter(),
+              Parameter(FIRST_TILT, "tilt theta_1 of the first layer (saddle-point shooting)",
+                        REAL, 0.0, r"\theta_1")]
+    notes = ["One-layer rate affine in (1 + q)/2 at fixed q': the DP minimum over q' is a "
+             "lower envelope of lines (O(G) per layer)."] if envelope is not None else []
+    return _RouteItems(params, items, notes)
+
+
+def relu_route(spec: ModelSpec, route: _Route) -> _RouteItems:
+    """ReLU units: the one-layer SCGF in quadrant closed form and the Chernoff rate, the DP
+    over the overlap, and the saddle point of the path (section 4.4)."""
+    mu_of, _ = _maps(route.kernels)
+    rho = item_symbol("weight_correlation")
+    c_prev = rho * Q_PREV
+    finite = sp.And(TILT * Q * (1 - c_prev**2) > -1, TILT * (1 - Q) * (1 + c_prev) < 1)
+    items: list[Item] = [
+        Formula("one_layer_scgf",
+                sp.Piecewise((sp.log(relu_tilted_mgf(Q, c_prev, TILT)), finite), (sp.oo, True)),
+                "one-layer SCGF ln M_r(lambda; rho r') = ln E exp(lambda [X - r (Y + Z) / 2]) "
+                "(quadrant closed form; +inf outside -1/(rD) < lambda < 1/((1-r)(1+c)))",
+                f"{REF}, section 4.4"),
+        *relu_rate_items(rho, route.relu_scale),
+        _dynamic_programming(item_symbol("one_layer_rate"), sp.Integer(0), None),
+        *relu_saddle_items(mu_of),
+    ]
+    return _RouteItems([_grid_parameter(spec), _tilt_parameter()], items, [])
+
+
+def quadrature_route(spec: ModelSpec, route: _Route) -> _RouteItems:
+    """Other activations: Gaussian expectations by Gauss-Hermite quadrature, the typical
+    overlap of the (q, Q, Q-hat) mean field (unless the kernel has a closed form), and the rate
+    of the whole 3-D chain as the action of its stationary path (section 4.5)."""
+    notes = []
+    if route.name == "closed":
+        notes.append("No closed-form one-layer rate for this activation: the rate "
+                     "function uses Gauss-Hermite quadrature with typical norms.")
+    params = [
+        Parameter(SIGMA2, "weight variance sigma_w^2 (N Var W)", POSITIVE,
+                  spec.get("weight_variance", 1.0), r"\sigma_w^2"),
+        Parameter(NORM, "norm Q of the reference layer (state)", POSITIVE, 1.0, "Q"),
+        Parameter(NORM_HAT, "norm Q-hat of the perturbed layer (state)", POSITIVE, 1.0,
+                  r"\hat Q"),
+        *(Parameter(t, f"conjugate of {m} in the saddle point (state)", REAL, 0.0,
+                    rf"\theta_{k + 1}")
+          for k, (t, m) in enumerate(zip(TILTS3, ("q", "Q", "Q-hat"), strict=True))),
+        Parameter(TILT, "tilt lambda of the generating function", REAL, 0.5, r"\lambda"),
+    ]
+    gh = gauss_hermite_items(route.phi, item_symbol("weight_correlation"), route.scale)
+    if route.name == "quadrature":
+        gh = [_renamed(i, "mean_field", "typical_overlap") for i in gh]
+    else:
+        gh = [i for i in gh if i.name != "mean_field"]
+    notes.append("Rate function of s_L = q_L / sqrt(Q_L* Q-hat_L*), Q_L*, Q-hat_L* the "
+                 "typical (mean-field) norms of layer L: a fixed rescaling of q_L whose "
+                 "typical value is typical_overlap.  The norms of every layer fluctuate "
+                 "with the overlap: the state is (q, Q, Q-hat) and the rate is the action "
+                 "of the stationary path of the 3-D chain (Newton continuation from the "
+                 "typical path), exact up to quadrature where that path is the minimising "
+                 "one.")
+    return _RouteItems(params, gh, notes)
+
+
+#: The builder of each route's parameters, items and notes.
+ROUTES: dict[str, Callable[[ModelSpec, _Route], _RouteItems]] = {
+    "sign": sign_route, "relu": relu_route, "closed": quadrature_route,
+    "quadrature": quadrature_route}
 
 
 def _formula_set(spec: ModelSpec, params: list[Parameter], items: list[Item],

@@ -210,8 +210,6 @@ class Schema:
     tables: Mapping[str, Mapping[str, Key]] = field(default_factory=dict)
     #: cross-key check, called with the validated values (raises ModelError)
     validate: Callable[[str, dict[str, Any]], None] | None = None
-    #: keys whose change needs a fresh derivation (all of them, for now)
-    structural: tuple[str, ...] = ()
     #: ``complete(source, values, overrides)``: the overrides of top-level keys with the keys
     #: that follow from them (e.g. equal widths repeated to a new depth), or a ModelError that
     #: says which key to give too

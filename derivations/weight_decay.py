@@ -290,10 +290,11 @@ def model_parameters(spec: ModelSpec) -> tuple[float, list[tuple[float, float]],
     return gamma, directions, notes
 
 
-def derive(spec: ModelSpec) -> FormulaSet:
-    """The weight-decay FormulaSet of a model (see the module docstring)."""
-    depth, widths = spec["depth"], spec["widths"]
-    gamma_default, directions, notes = model_parameters(spec)
+def _parameters(spec: ModelSpec, gamma_default: float, directions: list
+                ) -> tuple[list[Parameter], list[tuple[sp.Symbol, sp.Symbol]]]:
+    """The kernels' parameters (gamma, sigma^2, E[y^2]; the data along each direction of A0
+    that carries E[xy]: (a, m) when isotropic, else (a_k, c_k); b) and the directions'
+    symbols."""
     isotropic = len(directions) == 1
     params = [
         Parameter(GAMMA, "weight decay gamma (equal for every layer)", DECAY_DOMAIN,
@@ -322,6 +323,14 @@ def derive(spec: ModelSpec) -> FormulaSet:
             dirs.append((a_k, c_k))
     params.append(Parameter(B, "common layer norm b (argument of the reduced loss)",
                             NONNEGATIVE, None, "b"))
+    return params, dirs
+
+
+def minimum_items(depth: int, widths, dirs: list) -> tuple[list[Item], sp.Expr, sp.Expr]:
+    """The reduction to the layer norm b (section 3) and the global minimum: noise factor,
+    balanced path, reduced loss, its factorised derivative, the stationarity residual, b* and
+    the loss, predictor and prediction variance there (section 5); also the residual and the
+    upper end of its bracket, which the barrier uses."""
     s2 = item_symbol("noise_factor")
     items: list[Item] = [Formula(
         "noise_factor", sp.Mul(*[1 + SIGMA2 / d for d in widths]),
@@ -372,6 +381,13 @@ def derive(spec: ModelSpec) -> FormulaSet:
         "limit gamma -> 0+ of the prediction variance: (s^2-1)/s^4 E[xy]^T A0^-1 E[xy]",
         f"{REF}, section 5"))
 
+    return items, residual, b_max
+
+
+def origin_hessian_item(spec: ModelSpec, depth: int, gamma_default: float, dirs: list
+                        ) -> Formula:
+    """The smallest eigenvalue of the Hessian at the origin in the model's own weights
+    (per-layer decays gamma_i = gamma * ratio_i), section 4."""
     # the Hessian in the model's own weights: per-layer decays gamma_i = gamma * ratio_i
     decay = spec["weight_decay"]
     ratios = [sp.nsimplify(v / gamma_default) for v in decay] if isinstance(
@@ -379,11 +395,19 @@ def derive(spec: ModelSpec) -> FormulaSet:
     hess = hessian_at_origin(depth, [GAMMA * r for r in ratios])
     m_total = sp.sqrt(sum(c**2 for _, c in dirs))
     smallest = sp.Min(*hess.eigenvals().keys()).subs(sp.Symbol("m", positive=True), m_total)
-    items.append(Formula(
+    return Formula(
         "origin_hessian_min_eigenvalue", sp.simplify(smallest),
         "smallest eigenvalue of the Hessian of L at the origin, in the model's weights "
-        "(D = 1: 2(gamma - m); D >= 2: 2 min_i gamma_i)", f"{REF}, section 4"))
+        "(D = 1: 2(gamma - m); D >= 2: 2 min_i gamma_i)", f"{REF}, section 4")
 
+
+def threshold_items(depth: int, dirs: list, isotropic: bool) -> list[Item]:
+    """gamma_c (and for D >= 2 gamma_sp) in closed form when the data are isotropic or D = 1
+    (a resultant and a discriminant, with P_D(b) when isotropic); else the nested root solve of
+    the anisotropic gamma_c (section 4)."""
+    s2 = item_symbol("noise_factor")
+    m_total = sp.sqrt(sum(c**2 for _, c in dirs))
+    items: list[Item] = []
     gamma_c_iso, gamma_sp_iso, g = isotropic_thresholds(depth)
     k_, m_ = sp.symbols("k m", positive=True)
     if isotropic or depth == 1:
@@ -409,6 +433,20 @@ def derive(spec: ModelSpec) -> FormulaSet:
                 "(discriminant of P_D)", f"{REF}, section 4"))
     else:
         items += _anisotropic_critical_decay(depth, dirs, s2, gamma_c_iso, m_total)
+    return items
+
+
+def derive(spec: ModelSpec) -> FormulaSet:
+    """The weight-decay FormulaSet of a model (see the module docstring): the reduction to the
+    layer norm b and the global minimum, the Hessian at the origin, the thresholds gamma_c and
+    gamma_sp, and the barrier."""
+    depth, widths = spec["depth"], spec["widths"]
+    gamma_default, directions, notes = model_parameters(spec)
+    isotropic = len(directions) == 1
+    params, dirs = _parameters(spec, gamma_default, directions)
+    items, residual, b_max = minimum_items(depth, widths, dirs)
+    items.append(origin_hessian_item(spec, depth, gamma_default, dirs))
+    items += threshold_items(depth, dirs, isotropic)
     items.append(Formula(
         "data_consistency_margin", EY2 - sum(c**2 / a for a, c in dirs),
         "E[y^2] - E[xy]^T A0^-1 E[xy] (Cauchy-Schwarz: >= 0 for moments of real data)",
