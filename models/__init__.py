@@ -1,4 +1,7 @@
-"""Bundled model files, shipped as package data so that ``netderive demo`` works from any folder."""
+"""The bundled model files (TOML), shipped as package data of ``netderive.models`` so that
+``netderive demo`` and ``netderive.load("weight_decay")`` work from any folder.
+
+Holds data and the two functions that find it; imports nothing of netderive."""
 
 from importlib import resources
 from pathlib import Path
