@@ -123,6 +123,11 @@ def _power_outer(u: Part, c: float, order: int) -> list[Part]:
     return out
 
 
+def _upto(order: int, *terms: Callable[[], Part]) -> list[Part]:
+    """``terms[0]() .. terms[order]()``: only the derivatives asked for are computed."""
+    return [term() for term in terms[:order + 1]]
+
+
 def _exp_outer(u: Part, order: int) -> list[Part]:
     e = np.exp(u)
     return [e] * (order + 1)
@@ -134,44 +139,54 @@ def _log_outer(u: Part, order: int) -> list[Part]:
 
 def _tanh_outer(u: Part, order: int) -> list[Part]:
     t = np.tanh(u)
+    if not order:
+        return [t]
     d = 1.0 - t * t
-    return [t, d, -2.0 * t * d, d * (6.0 * t * t - 2.0)][:order + 1]
+    return _upto(order, lambda: t, lambda: d, lambda: -2.0 * t * d,
+                 lambda: d * (6.0 * t * t - 2.0))
 
 
 def _sinh_outer(u: Part, order: int) -> list[Part]:
-    s, c = np.sinh(u), np.cosh(u)
+    s = np.sinh(u)
+    c = np.cosh(u) if order else 0.0
     return [s, c, s, c][:order + 1]
 
 
 def _cosh_outer(u: Part, order: int) -> list[Part]:
-    s, c = np.sinh(u), np.cosh(u)
+    c = np.cosh(u)
+    s = np.sinh(u) if order else 0.0
     return [c, s, c, s][:order + 1]
 
 
 def _sin_outer(u: Part, order: int) -> list[Part]:
-    s, c = np.sin(u), np.cos(u)
-    return [s, c, -s, -c][:order + 1]
+    s = np.sin(u)
+    c = np.cos(u) if order else 0.0
+    return _upto(order, lambda: s, lambda: c, lambda: -s, lambda: -c)
 
 
 def _cos_outer(u: Part, order: int) -> list[Part]:
-    s, c = np.sin(u), np.cos(u)
-    return [c, -s, -c, s][:order + 1]
+    c = np.cos(u)
+    s = np.sin(u) if order else 0.0
+    return _upto(order, lambda: c, lambda: -s, lambda: -c, lambda: s)
 
 
 def _atan_outer(u: Part, order: int) -> list[Part]:
-    w = 1.0 / (1.0 + u * u)
-    return [np.arctan(u), w, -2.0 * u * w * w, (6.0 * u * u - 2.0) * w * w * w][:order + 1]
+    w = 1.0 / (1.0 + u * u) if order else 0.0
+    return _upto(order, lambda: np.arctan(u), lambda: w, lambda: -2.0 * u * w * w,
+                 lambda: (6.0 * u * u - 2.0) * w * w * w)
 
 
 def _erf_outer(u: Part, order: int) -> list[Part]:
-    g = 2.0 / math.sqrt(math.pi) * np.exp(-u * u)
-    return [scipy.special.erf(u), g, -2.0 * u * g, (4.0 * u * u - 2.0) * g][:order + 1]
+    g = 2.0 / math.sqrt(math.pi) * np.exp(-u * u) if order else 0.0
+    return _upto(order, lambda: scipy.special.erf(u), lambda: g, lambda: -2.0 * u * g,
+                 lambda: (4.0 * u * u - 2.0) * g)
 
 
 def _sigmoid_outer(u: Part, order: int) -> list[Part]:
     s = scipy.special.expit(u)
-    d = s * (1.0 - s)
-    return [s, d, d * (1.0 - 2.0 * s), d * (1.0 - 6.0 * s + 6.0 * s * s)][:order + 1]
+    d = s * (1.0 - s) if order else 0.0
+    return _upto(order, lambda: s, lambda: d, lambda: d * (1.0 - 2.0 * s),
+                 lambda: d * (1.0 - 6.0 * s + 6.0 * s * s))
 
 
 def _softplus_outer(u: Part, order: int) -> list[Part]:
@@ -184,7 +199,7 @@ def _sign_outer(u: Part, order: int) -> list[Part]:
 
 
 def _abs_outer(u: Part, order: int) -> list[Part]:
-    return [np.abs(u), np.sign(u), 0.0, 0.0][:order + 1]
+    return _upto(order, lambda: np.abs(u), lambda: np.sign(u), lambda: 0.0, lambda: 0.0)
 
 
 #: Functions of one argument: name -> (g, g', ..., g^(order)) at u.
@@ -214,7 +229,8 @@ def _extreme(a: Jet, b: Jet, largest: bool) -> Jet:
         return (value,)
     gap = a[0] - b[0] if largest else b[0] - a[0]
     wa = np.heaviside(gap, HEAVISIDE_AT_ZERO)
-    wb = np.heaviside(-gap, HEAVISIDE_AT_ZERO)
+    constant_b = all(isinstance(db, float) and db == 0.0 for db in b[1:])
+    wb = 0.0 if constant_b else 1.0 - wa  # H(-g) = 1 - H(g), also at a tie
     return (value, *(_add(_mul(wa, da), _mul(wb, db)) for da, db in zip(a[1:], b[1:],
                                                                          strict=True)))
 
