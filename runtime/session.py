@@ -145,10 +145,11 @@ class Build:
 
         item = self.item(name)
         variable = item.get("curve_variable")
-        if variable is None:
-            raise KeyError(f"{name}: not a curve kernel (no curve_variable)")
+        kernel = getattr(self.kernels(), name + "_curves", None) if variable else None
+        if kernel is None:
+            raise KeyError(f"{name}: not a curve kernel (no {name}_curves)")
         args = [a for a in item["arguments"] if a != variable]
-        grid, rows = getattr(self.kernels(), name + "_curves")(*self._scalars(name, args, values))
+        grid, rows = kernel(*self._scalars(name, args, values))
         return np.asarray(grid), np.atleast_2d(np.asarray(rows))
 
     @staticmethod

@@ -126,3 +126,13 @@ def test_families_and_demo_call_kernels_by_name() -> None:
            for node in ast.walk(ast.parse(p.read_text()))
            if isinstance(node, ast.Attribute) and node.attr == "kernels"]
     assert not bad, bad
+
+
+def test_every_runtime_package_says_what_lives_there_and_what_it_may_import() -> None:
+    inits = sorted(RUNTIME.rglob("__init__.py"))
+    assert len(inits) == 2 + len(FAMILIES)
+    for path in inits:
+        doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+        assert "may import" in doc.lower(), path
+    assert "never sympy" in ast.get_docstring(ast.parse((RUNTIME / "__init__.py").read_text())
+                                              ).lower()
