@@ -188,7 +188,7 @@ def part_steps(width: int, runs: int) -> None:
 
 
 def part_monte_carlo(pairs_truth: int, runs: int) -> None:
-    from netderive.runtime import expectation_report as report
+    from netderive.runtime.families.expectation import report
     from netderive.runtime.session import build, resolve_model
 
     print("\n## 3. Monte Carlo at equal accuracy (case A, A1, t = 10, x_*1)\n")

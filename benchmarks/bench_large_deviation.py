@@ -29,7 +29,7 @@ ratios are taken within one run):
 2. **scaling**: one curve (p = 0.1), envelope vs DP for G = 501 ... 4001, kernels and numpy.
 3. **sampling at equal accuracy**: the accuracy ``--accuracy`` (1e-3, absolute, in I_L(q)
    at the ``--q-points``) reached by the kernel (smallest G) and by the finite-N estimates:
-   the exact finite-N binomial chain (``runtime.reference.large_deviation``, log space) at
+   the exact finite-N binomial chain (``runtime.families.large_deviation.reference``, log space) at
    N = ``--chain-n``, with the raw estimate ``-ln P_N(q)/N``, the same minus ``ln(N)/(2N)``
    and ``-ln[P_N(q)/max P_N]/N``; Monte Carlo costs from measured per-sample times
    (full networks by ``sample_overlaps``, and the Gaussian-level chain by binomial draws)
@@ -379,7 +379,7 @@ def part_scaling(k, numpy_rate: NumpyRate, args) -> None:
 
 # -- part 3: equal accuracy against the finite-N estimates -------------------------------------
 def part_sampling(k, args) -> None:
-    from netderive.runtime.reference.large_deviation import (
+    from netderive.runtime.families.large_deviation.reference import (
         binomial_chain_distribution,
         sample_overlaps,
     )

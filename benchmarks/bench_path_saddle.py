@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from netderive.runtime.reference import large_deviation_sampling as tails
+from netderive.runtime.families.large_deviation import reference_sampling as tails
 from netderive.runtime.session import build, resolve_model
 
 POINTS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)

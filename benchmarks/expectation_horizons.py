@@ -15,8 +15,8 @@ What is measured (Borovykh 2019, notes ``borovykh2019.md`` sections 3, 4, 7, 8):
 1. **Horizons.**  For each network and (eta, sigma) setting (noise scaling s = eta sigma):
    the first step t of 1, 2, 5, 10, 20, 50, 100, 200 at which the generated kernels of
    order 1 (linearised network) and order 2 (Gaussian closure) leave a Monte Carlo of
-   noisy GD on the network itself (``runtime/reference/expectation_sampling.py``, plain
-   numpy, antithetic pairs), with the tolerance of :mod:`runtime.expectation_report`:
+   noisy GD on the network itself (``runtime/families/expectation/reference.py``, plain
+   numpy, antithetic pairs), with the tolerance of :mod:`runtime.families.expectation.report`:
    off when ``|mean error| > 3 SE + 0.02 sd`` or ``|Var error| > 3 SE + 0.05 Var`` at any
    test input (a non-finite prediction is off too).  Also: whether each order agrees with
    the Monte Carlo at t = 1 within 3 SE alone (no tolerance), mean and variance, every
@@ -65,8 +65,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from netderive.derivations import parse_model
-from netderive.runtime import expectation_report as report
-from netderive.runtime.reference.expectation_sampling import network_jets
+from netderive.runtime.families.expectation import report
+from netderive.runtime.families.expectation.reference import network_jets
 from netderive.runtime.session import Build, build
 
 #: Steps at which the horizon is looked for.
@@ -233,8 +233,7 @@ def ntk_lambda_max(b: Build) -> float:
     r""":math:`\lambda_{\max}(\Theta)`, :math:`\Theta = JJ^\top` over the training inputs at
     w_0 (jets by the numpy oracle)."""
     net = report.reference_network(b)
-    _, _, d2phi = report.numpy_activation_derivatives(b.spec["activation"])
-    _, jac, _ = network_jets(net.params, net.phi, net.dphi, d2phi, net.train_inputs)
+    _, jac, _ = network_jets(net.params, net.phi, net.dphi, net.d2phi, net.train_inputs)
     return float(np.linalg.eigvalsh(jac @ jac.T)[-1])
 
 

@@ -823,7 +823,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
         "input E f_t(x) = f_0(x) - Theta(x,X) Theta^{-1} (I - A^t) r_0.  The kernels run the "
         "one-step maps (exact for the linearised network); the closed forms, by one "
         "eigendecomposition, are the independent oracle of the tests "
-        "(runtime/reference/expectation_sampling.py).",
+        "(runtime/families/expectation/reference.py).",
     ]
     latex = [("noise_step", "s"), ("mean_output", r"\mathbb{E}f_t(x_*)"),
              ("output_variance", r"\mathrm{Var}\,f_t(x_*)"), ("expected_loss",

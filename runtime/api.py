@@ -5,10 +5,10 @@
     import numpy as np
     import netderive
 
-    model = netderive.load("ld_sign_dilution", depth=5)       # bundled name or a path
-    model.quantities                                           # ('weight_correlation', ...)
-    model.parameters                                           # {'p': 0.1, 'depth': 5.0, ...}
-    rate = model.eval("rate_function", q=np.linspace(0.5, 1, 101), p=0.1)   # broadcasting
+    model = netderive.load(MODEL, depth=5)       # a bundled name or a path; model keys
+    model.quantities                              # the names eval accepts
+    model.parameters                              # {name: default, ...}
+    values = model.eval(QUANTITY, q=np.linspace(0.5, 1, 101))     # numpy broadcasting
     text = model.latex()                                       # the derived formulas
     report = model.check(draws=20_000)                         # kernels vs references
 
@@ -25,15 +25,16 @@ import numpy as np
 
 from netderive.derivations.model import ModelError, did_you_mean
 
+from .check import DEFAULT_DRAWS
 from .session import Build, UsageError, apply_structural, build, resolve_model
 
 #: Keyword options of :meth:`Model.check` (the rest are parameter values).
-CHECK_OPTIONS = {"draws": 200_000, "starts": 24, "seed": 0}
+CHECK_OPTIONS = {"draws": DEFAULT_DRAWS, "starts": None, "seed": 0}
 
 
 def load(model: str | Path, **overrides: Any) -> Model:
-    """The model ``model`` (a bundled name such as ``"weight_decay"`` or a path to a model
-    file) with top-level model keys replaced by ``overrides`` (e.g. ``depth=4``,
+    """The model ``model`` (a bundled name, as ``netderive models`` lists them, or a path to
+    a model file) with top-level model keys replaced by ``overrides`` (e.g. ``depth=4``,
     ``widths=[4, 2, 2]``): derived and generated unless cached, as ``netderive build`` does."""
     spec = resolve_model(str(model))
     if overrides:
@@ -104,7 +105,8 @@ class Model:
     def check(self, **options: Any):
         """The kernels against the family's independent references (a ``CheckReport``:
         ``rows``, ``all_agree``, ``table()``).  Options: ``draws``, ``starts``, ``seed`` (as
-        ``netderive check``); other keywords are parameter values."""
+        ``netderive check``; ``starts`` only for a family whose check minimises); other keywords
+        are parameter values."""
         from .check import run_check
 
         settings = {k: options.pop(k, default) for k, default in CHECK_OPTIONS.items()}

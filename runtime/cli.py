@@ -20,12 +20,12 @@ from .session import UsageError
 
 EXAMPLES = """examples:
   netderive demo                                   # every bundled model -> ./netderive-report/
-  netderive models                                 # list the bundled models
-  netderive build models/weight_decay.toml         # derive + LaTeX + kernels (cached)
-  netderive latex weight_decay                     # the derived formulas as LaTeX
-  netderive eval weight_decay b_star loss_at_minimum --grid weight_decay=0.05:0.6:56 \\
-      --csv out.csv --plot out.png
-  netderive check weight_decay                     # kernels vs Monte Carlo / minimisation
+  netderive models                                 # the bundled models (names for MODEL)
+  netderive info MODEL                             # its quantities, parameters, model keys
+  netderive build MODEL                            # derive + LaTeX + kernels (cached)
+  netderive latex MODEL                            # the derived formulas as LaTeX
+  netderive eval MODEL QUANTITY --grid NAME=START:STOP:NUM --csv out.csv --plot out.png
+  netderive check MODEL                            # kernels vs independent references
 """
 
 
@@ -118,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model", help=model_help)
     c.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
     c.add_argument("--draws", type=int, default=200_000, help="Monte Carlo draws")
-    c.add_argument("--starts", type=int, default=24, help="multi-start minimisation starts")
+    c.add_argument("--starts", type=int, default=None,
+                   help="multi-start minimisation starts (families whose check minimises; "
+                   "default: the family's)")
     c.add_argument("--seed", type=int, default=0)
 
     d = command("demo", help="the main job: every bundled model derived, printed, "
@@ -430,7 +432,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.draws < 100:
         raise UsageError(f"--draws {args.draws}: too few; allowed: an integer >= 100")
-    if args.starts < 1:
+    if args.starts is not None and args.starts < 1:
         raise UsageError(f"--starts {args.starts}: allowed: an integer >= 1")
     b, fixed = _resolve_build(args.model, args.set)
     with CompileWatch():
@@ -442,8 +444,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    path = run_demo(args.output, quick=args.quick)
-    print(f"report: {path}")
+    result = run_demo(args.output, quick=args.quick)
+    print(f"report: {result.report}")
+    if result.failures:
+        print(f"netderive: demo: {len(result.failures)} model(s) failed: "
+              f"{', '.join(result.failures)} (see their sections of the report)",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -40,8 +40,8 @@ def parse_assignment(text: str, option: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep or not name or not value.strip():
-        raise UsageError(f"{option} {text!r}: expected NAME=VALUE; allowed: e.g. "
-                         f"{option} weight_decay=0.1")
+        raise UsageError(f"{option} {text!r}: expected NAME=VALUE; allowed: NAME=VALUE with "
+                         "a parameter or model key (netderive info MODEL lists them)")
     return name, value.strip()
 
 

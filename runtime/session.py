@@ -12,11 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netderive.codegen.cache import Artifacts
 from netderive.derivations.domain import Domain
 from netderive.derivations.model import ModelError, ModelSpec, load_model
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class UsageError(ModelError):
@@ -30,7 +33,7 @@ class UsageError(ModelError):
 
 
 def resolve_model(name: str, cross_checks: bool = False) -> ModelSpec:
-    """A model file path, or the name of a bundled model (``weight_decay``).
+    """A model file path, or the name of a bundled model (as ``netderive models`` lists them).
 
     Cross-key checks are deferred by default: :func:`build` runs them unless an intact
     build of the same canonical model exists (which proves they passed).
@@ -107,7 +110,55 @@ class Build:
     def call(self, name: str, values: Mapping[str, float]) -> float:
         """The scalar kernel ``name`` with its arguments taken from ``values`` by name."""
         kernel = getattr(self.kernels(), name)
-        return float(kernel(*[float(values[a]) for a in self.item(name)["arguments"]]))
+        return float(kernel(*self._scalars(name, self.item(name)["arguments"], values)))
+
+    def grid(self, name: str, columns: Mapping[str, np.ndarray],
+             values: Mapping[str, float] | None = None, parallel: bool = False) -> np.ndarray:
+        """The grid kernel of ``name`` (``name_grid`` if ``parallel``, else
+        ``name_grid_serial``) at the points ``columns``: argument name -> 1-D array, all of one
+        length; the other arguments are taken from ``values`` by name.  A column that is no
+        argument of ``name``, columns of different lengths and a missing argument are errors."""
+        import numpy as np
+
+        args = self.item(name)["arguments"]
+        unknown = sorted(set(columns) - set(args))
+        if unknown:
+            raise KeyError(f"{name}: {unknown[0]!r} is not an argument; its arguments: "
+                           + ", ".join(args))
+        arrays = {a: np.ascontiguousarray(c, dtype=float).ravel() for a, c in columns.items()}
+        lengths = {a.size for a in arrays.values()}
+        if len(lengths) > 1:
+            raise ValueError(f"{name}: columns of different lengths {sorted(lengths)}")
+        n = lengths.pop() if lengths else 1
+        fixed = dict(zip([a for a in args if a not in arrays],
+                         self._scalars(name, [a for a in args if a not in arrays], values or {}),
+                         strict=True))
+        kernel = getattr(self.kernels(), name + ("_grid" if parallel else "_grid_serial"))
+        return np.asarray(kernel(*[arrays[a] if a in arrays else np.full(n, fixed[a])
+                                   for a in args]))
+
+    def curves(self, name: str, values: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """``(grid, rows)`` of a kernel that computes whole curves in one variable (the
+        ``curve_variable`` of the manifest: ``name_curves``), the other arguments taken from
+        ``values`` by name: the curve's grid and one row per step (``I_1 .. I_K``)."""
+        import numpy as np
+
+        item = self.item(name)
+        variable = item.get("curve_variable")
+        kernel = getattr(self.kernels(), name + "_curves", None) if variable else None
+        if kernel is None:
+            raise KeyError(f"{name}: not a curve kernel (no {name}_curves)")
+        args = [a for a in item["arguments"] if a != variable]
+        grid, rows = kernel(*self._scalars(name, args, values))
+        return np.asarray(grid), np.atleast_2d(np.asarray(rows))
+
+    @staticmethod
+    def _scalars(name: str, args: list[str], values: Mapping[str, float]) -> list[float]:
+        """``values`` of ``args`` as floats, in the kernel's order; a missing one an error."""
+        missing = [a for a in args if a not in values]
+        if missing:
+            raise KeyError(f"{name}: no value for argument {missing[0]!r}")
+        return [float(values[a]) for a in args]
 
     def kernels(self) -> ModuleType:
         """The generated module (imports numba; kernels compile on first call)."""

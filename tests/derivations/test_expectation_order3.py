@@ -101,9 +101,9 @@ def test_cubic_model_expectations_match_gauss_hermite(seed) -> None:
 def test_third_derivative_jets_match_finite_differences_of_the_oracle_hessian() -> None:
     """Tes (the IR's forward propagation of third derivatives through two tanh layers, run
     by the interpreter) against central differences of the numpy oracle's exact Hessian
-    (runtime/reference/expectation_sampling.py, forward-over-reverse)."""
+    (runtime/families/expectation/reference.py, forward-over-reverse)."""
     from netderive.derivations import parse_model
-    from netderive.runtime.reference.expectation_sampling import (
+    from netderive.runtime.families.expectation.reference import (
         flatten_params,
         network_jets,
         unflatten_params,

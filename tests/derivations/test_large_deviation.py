@@ -27,7 +27,9 @@ from netderive.derivations.large_deviation import (
     sign_one_layer_rate,
     weight_correlation,
 )
-from netderive.runtime.reference.large_deviation import weight_correlation as sampled_correlation
+from netderive.runtime.families.large_deviation.reference import (
+    weight_correlation as sampled_correlation,
+)
 
 
 def pair_expectation(f, c: float) -> float:

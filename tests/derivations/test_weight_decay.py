@@ -21,7 +21,7 @@ from netderive.derivations.weight_decay import (
     stationary_points,
     weight_symbols,
 )
-from netderive.runtime.reference import weight_decay as ref
+from netderive.runtime.families.weight_decay import reference as ref
 
 
 def _symmetric(d: int) -> sp.Matrix:

@@ -3,7 +3,7 @@
 Networks: ``tanh 8-8`` of ``benchmarks/expectation_horizons.py`` (3 inputs, two hidden tanh
 layers of width 8, P = 112, 6 training points, seeded weights, targets near f0) and the
 bundled ``models/expectation_relu.toml`` (3-8-8-1 ReLU, P = 112, kinks away from the data).
-The references are ``runtime/reference/expectation_sampling.py`` (plain numpy, no generated
+The references are ``runtime/families/expectation/reference.py`` (plain numpy, no generated
 code): jets by backpropagation and forward-over-reverse with phi', phi'' written out below,
 the order-1 closed forms (``linearised_prediction``), the order-2 Gaussian-closure loop
 (``quadratic_closure_prediction``) and a Monte Carlo of noisy GD on the network itself
@@ -11,7 +11,7 @@ the order-1 closed forms (``linearised_prediction``), the order-2 Gaussian-closu
 
 (a) kernels of orders 1 and 2 equal the oracles to relative 1e-9 at steps 0, 1, 10, 50;
 (b) order 2 agrees with the Monte Carlo at t = 1 and t = 10, mean and variance at every
-    test input, within 3 SE + the tolerance of ``runtime.expectation_report`` (2% of the
+    test input, within 3 SE + the tolerance of ``runtime.families.expectation.report`` (2% of the
     simulated output's sd for the mean, 5% for the variance);
 (c) over the tanh networks and settings of the horizon study, order 2 stays with the Monte
     Carlo at least as long as order 1 in most settings, and for the mean alone in all (rule
@@ -34,8 +34,8 @@ import pytest
 
 from netderive.derivations import parse_model
 from netderive.derivations.expectation import initial_weights
-from netderive.runtime import expectation_report as report
-from netderive.runtime.reference.expectation_sampling import (
+from netderive.runtime.families.expectation import report
+from netderive.runtime.families.expectation.reference import (
     NetworkParams,
     linearised_prediction,
     network_jets,

@@ -1,6 +1,6 @@
 """The plain-numpy oracles of the expectation recursions against the notes (borovykh2019.md).
 
-Independent side: ``runtime/reference/expectation_sampling.py`` (jets by backpropagation and
+Independent side: ``runtime/families/expectation/reference.py`` (jets by backpropagation and
 forward-over-reverse, order 1 closed forms, order 2 Gaussian-closure map, Monte Carlo of noisy GD
 on the network). The literals below are copied from the notes, section 7 (case A); a printed
 value is matched to its last printed digit (``0.6`` units of it), which is tighter than 1e-6.
@@ -14,7 +14,7 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from netderive.runtime.reference.expectation_sampling import (
+from netderive.runtime.families.expectation.reference import (
     NetworkParams,
     UnstableRecursionError,
     case_a,

@@ -1,7 +1,7 @@
 """The reference's exact multi-layer rate function of the (q, Q, Q_hat) chain (notes lisaad2020.md,
 sections 2, 3, 4.1, 4.2) for a bounded activation: tanh, sigma_w^2 = 1.5, dilution p = 0.1 (the
 bundled model ``models/ld_tanh_dilution.toml``; rho = sqrt(1 - p), variance ratio 1 - p, as
-``runtime.ld_report.reference_model`` passes them to the reference).
+``runtime.families.large_deviation.report.reference_model`` passes them to the reference).
 
 - One step: the 3-D Cramer rate ``J3(m | m')`` (:func:`generic_cramer_rate_3d`) is 0 at the typical
   next state, non-negative, infinite outside the PSD cone, and equal to brute-force suprema of
@@ -26,7 +26,7 @@ import pytest
 import scipy.integrate
 import scipy.optimize
 
-from netderive.runtime.reference import large_deviation_sampling as tails
+from netderive.runtime.families.large_deviation import reference_sampling as tails
 
 #: the whole file is in the slow run (~20 s): the default run compares the kernel with
 #: generic_exact_rate in test_large_deviation_sampling.py

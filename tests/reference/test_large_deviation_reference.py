@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from netderive.runtime.reference.large_deviation import (
+from netderive.runtime.families.large_deviation.reference import (
     OverlapSamples,
     binomial_chain_distribution,
     empirical_rate,

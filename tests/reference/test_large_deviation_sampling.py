@@ -1,7 +1,8 @@
 """The generated large-deviation kernels against sampling (notes lisaad2020.md, sections 3, 4, 6).
 
-Independent side: ``runtime/reference/large_deviation.py`` (brute-force finite networks, the exact
-binomial chain, the Gaussian-level ReLU chain) and ``runtime/reference/large_deviation_sampling.py``
+Independent side: ``runtime/families/large_deviation/reference.py`` (brute-force finite networks,
+the exact binomial chain, the Gaussian-level ReLU chain) and
+``runtime/families/large_deviation/reference_sampling.py``
 (an exact O(N) sampler of full finite sign networks, exponential tilting of the Gaussian-level
 chains); neither uses generated code. The first group of tests checks those references against
 each other and against literals of the notes; the rest compare the kernels with them.
@@ -12,7 +13,7 @@ each other and against literals of the notes; the rest compare the kernels with 
   binarization).
 - Rate functions: ``e_N = -(1/N) ln P_N(q_L in bin)`` at N = 25, 50, 100, 200 with bins of width
   2/N, so that ``e_N = I_L(q) + ln(N)/(2N) + c/N + O(1/N^2)``; the log term is subtracted and the
-  last two sizes Richardson-extrapolated (:mod:`runtime.ld_report`).
+  last two sizes Richardson-extrapolated (:mod:`runtime.families.large_deviation.report`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import pytest
 import scipy.integrate
 import scipy.stats
 
-from netderive.runtime import ld_report
-from netderive.runtime.reference import large_deviation as ref
-from netderive.runtime.reference import large_deviation_sampling as tails
+from netderive.runtime.families.large_deviation import reference as ref
+from netderive.runtime.families.large_deviation import reference_sampling as tails
+from netderive.runtime.families.large_deviation import report as ld_report
 
 RHO_DIL = math.sqrt(0.9)  # dilution p = 0.1 (notes section 2)
 RHO_BIN = math.sqrt(2.0 / math.pi)  # binarization

@@ -231,7 +231,7 @@ def test_relu_rate_functions_by_saddle_point_and_legendre(models, perturbation) 
     continuous-minimisation row to 5e-6, and the reference's own continuous minimisation
     (Nelder-Mead over the inner overlaps, scipy Chernoff transforms) to 2e-6 -- on both sides
     of the typical overlap, also where I_L is concave."""
-    from netderive.runtime.reference import large_deviation_sampling as tails
+    from netderive.runtime.families.large_deviation import reference_sampling as tails
 
     fs, k = models[("relu", perturbation)]
     rho = _call(k, fs, "weight_correlation", p=0.1)

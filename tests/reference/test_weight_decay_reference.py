@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from netderive.runtime.reference.weight_decay import (
+from netderive.runtime.families.weight_decay.reference import (
     DataMoments,
     balanced_minimiser,
     end_to_end_predictor,

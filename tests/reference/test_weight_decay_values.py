@@ -1,5 +1,6 @@
 """Generated weight-decay kernels against the reference values of ziyin2022.md (sections 5
-and 7) and against multi-start minimisation of the full network (runtime.reference)."""
+and 7) and against multi-start minimisation of the full network
+(runtime.families.weight_decay.reference)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from netderive.derivations import parse_model
-from netderive.runtime.reference import weight_decay as ref
+from netderive.runtime.families.weight_decay import reference as ref
 from netderive.runtime.session import build
 
 ISOTROPIC_DATA = {"input_covariance": [[1.0]], "input_output_covariance": [1.0],

@@ -118,3 +118,38 @@ def test_the_wheel_installs_one_top_level_name(tmp_path: Path) -> None:
     assert len(top) == 2  # netderive and its .dist-info
     assert "netderive/models/weight_decay.toml" in names
     assert not any(n.startswith("netderive/tests/") for n in names)
+    packages = [p.relative_to(PROJECT_ROOT).as_posix() for folder in
+                ("derivations", "codegen", "runtime", "models")
+                for p in sorted((PROJECT_ROOT / folder).rglob("__init__.py"))]
+    assert len(packages) >= 9  # every package of the checkout, the families' too
+    missing = [p for p in packages if f"netderive/{p}" not in names]
+    assert not missing, missing
+
+
+def test_grid_kernels_by_name(model) -> None:
+    """``Build.grid``: columns and fixed values by name (any order), the result of the scalar
+    kernel at each point; a column that is no argument, columns of unequal length and a
+    missing argument are errors."""
+    b = model.build
+    gammas = np.linspace(0.05, 0.6, 5)
+    noise = np.linspace(0.0, 1.0, 5)
+    got = b.grid("loss_at_minimum", {"noise_variance": noise, "weight_decay": gammas},
+                 b.defaults)
+    want = [b.call("loss_at_minimum", {**b.defaults, "weight_decay": g, "noise_variance": s})
+            for g, s in zip(gammas, noise, strict=True)]
+    np.testing.assert_array_equal(got, want)
+    with pytest.raises(KeyError, match="'weight_decy' is not an argument"):
+        b.grid("b_star", {"weight_decy": gammas}, b.defaults)
+    with pytest.raises(ValueError, match="different lengths"):
+        b.grid("loss_at_minimum", {"weight_decay": gammas, "noise_variance": noise[:3]},
+               b.defaults)
+    with pytest.raises(KeyError, match="no value for argument"):
+        b.grid("b_star", {"weight_decay": gammas}, {})
+
+
+def test_check_starts_default_is_the_familys(model) -> None:
+    """No ``starts`` given: the weight-decay check takes its family's default (24)."""
+    from netderive.runtime.families import family_runtime
+
+    starts = family_runtime("weight_decay").starts
+    assert starts is not None and (starts.default, starts.quick) == (24, 8)

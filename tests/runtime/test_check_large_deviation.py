@@ -120,7 +120,7 @@ def test_softsign_reference_model_is_bounded(kernel_cache_dir: Path, softsign_mo
     """The build's ``activation_bound`` kernel gives sup |phi| = 1 (decided symbolically by
     the derivation), and the reference model takes that bound: the rate function's samplers
     run (before: no bound, and check skipped the rate)."""
-    from netderive.runtime import ld_report
+    from netderive.runtime.families.large_deviation import report as ld_report
     from netderive.runtime.session import build, resolve_model
 
     b = build(resolve_model(str(softsign_model), cross_checks=True))
@@ -142,3 +142,39 @@ def test_check_samples_the_softsign_rate_function(kernel_cache_dir: Path, softsi
     rates = [line for line in run.stdout.splitlines() if line.startswith("rate_function L=1 q=")]
     assert rates and all(" yes " in line for line in rates), run.stdout
     assert re.search(r"^\d+/\d+ agree: all agree$", run.stdout, re.M), run.stdout
+
+
+def test_check_refuses_starts(kernel_cache_dir: Path, tmp_path: Path) -> None:
+    """The large-deviation check runs no minimisation: ``--starts`` is a one-line error (it
+    was silently ignored), for the command line and the Python interface alike."""
+    import netderive
+
+    run = run_cli("-q", "check", "ld_sign_dilution", "--starts", "4", cache=kernel_cache_dir,
+                  cwd=tmp_path)
+    assert run.returncode == 2 and run.stdout == "", run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("netderive: error: --starts 4:"), lines
+    assert "large_deviation" in lines[0] and "no minimisation" in lines[0]
+    with pytest.raises(netderive.ModelError, match="--starts 4: .* no minimisation"):
+        netderive.load("ld_sign_dilution").check(starts=4)
+
+
+def test_curves_by_name(kernel_cache_dir: Path) -> None:
+    """``Build.curves``: the whole-curve kernel with its arguments taken by name; the row of
+    layer L at the grid points equals the point kernel there; a kernel without curves and a
+    missing argument are errors."""
+    import numpy as np
+
+    from netderive.runtime.session import build, resolve_model
+
+    b = build(resolve_model("ld_sign_dilution"))
+    values = {**b.defaults, "grid_size": 101}
+    grid, rows = b.curves("rate_function", values)
+    assert grid.shape == (101,) and rows.shape == (int(values["depth"]), 101)
+    points = grid[[30, 50, 70]]
+    np.testing.assert_allclose(b.grid("rate_function", {"q": points}, values),
+                               rows[-1, [30, 50, 70]], rtol=1e-12, atol=1e-14)
+    with pytest.raises(KeyError, match="not a curve kernel"):
+        b.curves("typical_overlap", values)
+    with pytest.raises(KeyError, match="no value for argument 'p'"):
+        b.curves("rate_function", {k: v for k, v in values.items() if k != "p"})

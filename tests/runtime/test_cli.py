@@ -815,7 +815,9 @@ def test_demo_reports_each_model_with_its_time(tmp_path: Path, kernel_cache_dir:
     from netderive.runtime import demo
 
     monkeypatch.delenv("NETDERIVE_PROGRESS", raising=False)  # stderr is captured: lines
-    demo.run_demo(tmp_path / "report", quick=True, paths=[models.bundled_model("weight_decay")])
+    result = demo.run_demo(tmp_path / "report", quick=True,
+                           paths=[models.bundled_model("weight_decay")])
+    assert result.failures == {}
     err = capsys.readouterr().err
     assert re.search(r"^\[1/1\] weight_decay: done in [0-9.]+ s", err, re.M), err
 

@@ -25,15 +25,16 @@ updates. Tools:
 4. :func:`simulate_noisy_gd` -- Monte Carlo of noisy GD on the actual network, vectorised over
    paths, antithetic pairs ``(xi, -xi)`` (notes 8.11); :func:`noiseless_gd` -- the ``s = 0`` run.
 
-``python -m runtime.reference.expectation_sampling`` reproduces case A of the notes (section 7).
+``python -m netderive.runtime.families.expectation.reference`` reproduces case A of the notes
+(section 7).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -48,6 +49,7 @@ __all__ = [
     "UnstableRecursionError",
     "case_a",
     "flatten_params",
+    "initial_weights",
     "linearised_prediction",
     "main",
     "network_jets",
@@ -202,6 +204,25 @@ def unflatten_params(w: np.ndarray, like: NetworkParams | Sequence) -> NetworkPa
     lay = _layout(_as_params(like))
     arrs = [w[..., o : o + math.prod(s)].reshape(*w.shape[:-1], *s) for o, s in lay]
     return NetworkParams(arrs[0:-1:2], arrs[1:-1:2], arrs[-1])
+
+
+def initial_weights(init: Mapping[str, Any], widths: Sequence[int], input_dim: int
+                    ) -> NetworkParams:
+    """The initial weights of a model's ``[init]`` table (notes 7): the explicit
+    ``hidden_weights`` (matrix l maps layer l-1 to layer l, row i = unit i), ``hidden_biases``
+    and ``output_weights``; or drawn from ``seed``: from ``numpy.random.default_rng(seed)``, in
+    this order, ``W_l ~ N(0, 1/n_{l-1})`` of shape ``(n_l, n_{l-1})`` for l = 1..L, then
+    ``v ~ N(0, 1/n_L)``; biases 0 (``n_0`` = ``input_dim``, ``n_l`` = ``widths``)."""
+    if "seed" not in init:
+        return _as_params((init["hidden_weights"], init["hidden_biases"],
+                           init["output_weights"]))
+    rng = np.random.default_rng(int(init["seed"]))
+    fan_ins = [input_dim, *widths[:-1]]
+    weights = [rng.standard_normal((units, fan_in)) / np.sqrt(fan_in)
+               for units, fan_in in zip(widths, fan_ins, strict=True)]
+    biases = [np.zeros(units) for units in widths]
+    last = widths[-1]
+    return NetworkParams(weights, biases, rng.standard_normal(last) / np.sqrt(last))
 
 
 def noise_scale(learning_rate: float, sigma: float, noise_scaling: str = "eta") -> float:

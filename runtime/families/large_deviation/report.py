@@ -2,7 +2,8 @@
 
 For a large-deviation model (Li & Saad 2020; notes ``lisaad2020.md``) and points ``(L, q)`` the
 table compares the generated kernel's ``I_L(q)`` with ``e_N = -(1/N) ln P_N(q_L in bin)`` at
-``N = 25, 50, 100, 200`` from the independent references of ``runtime/reference/``:
+``N = 25, 50, 100, 200`` from the independent references (``reference.py``,
+``reference_sampling.py``):
 
 - sign units: the exact finite-N binomial chain (notes 4.3; no sampling error), ``P_N`` of the
   lattice point ``q = 2k/N - 1``;
@@ -27,7 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .session import Build
+from netderive.runtime.activation import activation_derivative
+from netderive.runtime.session import Build
+
+from . import reference as ref
+from . import reference_sampling as tails
 
 #: Chain sizes of the table.
 SIZES = (25, 50, 100, 200)
@@ -116,20 +121,9 @@ def _homogeneous_kind(text: str) -> str:
 
 
 def numpy_activation(text: str) -> Callable[[np.ndarray], np.ndarray]:
-    """A vectorised numpy function of the model's activation text (whitelisted parser +
-    ``sympy.lambdify``; no generated code)."""
-    import sympy as sp
-
-    from netderive.derivations.activation import ACTIVATION_VARIABLE, parse_activation
-
-    expr = parse_activation(text, "activation")
-    f = sp.lambdify(ACTIVATION_VARIABLE, expr, modules=["scipy", "numpy"])  # scipy: erf
-
-    def phi(x: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(np.asarray(f(x), dtype=float), np.shape(x))
-
-    phi.__name__ = text
-    return phi
+    """A vectorised numpy function of the model's activation text (the whitelisted
+    evaluator of :mod:`netderive.runtime.activation`; no sympy, no generated code)."""
+    return activation_derivative(text, 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,12 +144,8 @@ def kernel_rate_curves(build: Build, values: dict[str, float], depth: int, *,
     """``(grid, rows I_1..I_L)`` of the kernel's ``rate_function``: one DP for all layers, or
     (a saddle point solved per point) :data:`POINTWISE_GRID` points of ``(-1, 1)`` per layer
     (with ``last_only``, layer L only; the other rows NaN)."""
-    merged = {**values, "depth": depth}
-    args = build.item("rate_function")["arguments"]
     if rate_is_curve(build):
-        grid, rates = build.kernels().rate_function_curves(
-            *[float(merged[a]) for a in args if a != "q"])
-        return np.asarray(grid), np.atleast_2d(np.asarray(rates))
+        return build.curves("rate_function", {**values, "depth": depth})
     grid = np.linspace(-0.96, 0.96, POINTWISE_GRID)
     rows = np.full((depth, grid.size), np.nan)
     for layer in range(depth if last_only else 1, depth + 1):
@@ -194,8 +184,6 @@ class Proposal:
 
 def proposal(model: ReferenceModel, depth: int, q: float) -> Proposal:
     """The tilts of the importance sampler aimed at ``q_L = q`` (none for sign units)."""
-    from .reference import large_deviation_sampling as tails
-
     if model.kind == "sign":
         return Proposal(model, depth, q)
     if model.kind == "relu":
@@ -213,9 +201,6 @@ def proposal(model: ReferenceModel, depth: int, q: float) -> Proposal:
 def sampled_rate(prop: Proposal, n: int, samples: int, rng: np.random.Generator
                  ) -> tuple[float, float, str]:
     """``(e_N, standard error, method)``: ``-(1/N) ln P_N`` of ``q_L`` near ``q``."""
-    from .reference import large_deviation as ref
-    from .reference import large_deviation_sampling as tails
-
     model, depth, q = prop.model, prop.depth, prop.q
     if model.kind == "sign":
         grid, log_prob = ref.binomial_chain_distribution(model.rho, depth, n, model.input_overlap,

@@ -1,16 +1,16 @@
 """Independent numpy/scipy samplers for the tails of the overlap laws of Li & Saad (2020).
 
-An *independent reference implementation*, like :mod:`runtime.reference.large_deviation` (which it
-extends): written by hand from the notes ``lisaad2020.md`` and first principles, with no generated
-code and nothing from ``derivations``, ``codegen`` or other ``runtime`` modules (only
+An *independent reference implementation*, like :mod:`.reference` (which it extends): written
+by hand from the notes ``lisaad2020.md`` and first principles, with no generated code and
+nothing from ``derivations``, ``codegen`` or other ``runtime`` modules (only
 ``runtime.progress``). Four tools:
 
 1. :func:`sign_network_sample` -- exact and O(N) per layer sampler of *full finite* sign networks
    (dilution, binarization, no perturbation). It collapses the N x N weight matrix: for sign units
    the next layer depends on the previous one only through the number ``k`` of units on which the
    two networks agree (a derivation is in the function's docstring). It reproduces
-   :func:`~runtime.reference.large_deviation.sample_overlaps` in law (tested at small N) and makes
-   N = 1000 with thousands of networks cheap.
+   :func:`.reference.sample_overlaps` in law (tested at small N) and makes N = 1000 with
+   thousands of networks cheap.
 2. Exponential tilting (importance sampling) of the Gaussian-level ReLU chain of the normalised
    overlap (notes 4.4): :func:`relu_tilted_mgf`, :func:`relu_tilted_pairs`,
    :func:`relu_one_layer_rate`, :func:`relu_optimal_path`, :func:`relu_tilted_chain_sample`. The
@@ -170,7 +170,7 @@ def sign_network_sample(
 ) -> np.ndarray:
     """Exact law of ``q_1..q_L`` of full finite sign networks, sampled in O(1) per layer.
 
-    Same model as :func:`runtime.reference.large_deviation.sample_overlaps` with ``"sign"`` units
+    Same model as :func:`.reference.sample_overlaps` with ``"sign"`` units
     (``sgn(0) = +1``), Gaussian weights and ``perturbation`` in ``"dilution"``,
     ``"binarization"`` or ``"none"``. Returns ``(networks, depth)`` samples of ``q_l``; with
     ``distribution=True`` instead the exact law, ``(depth, N + 1)`` probabilities of

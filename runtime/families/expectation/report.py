@@ -1,6 +1,6 @@
 """Expectation recursions against Monte Carlo of noisy gradient descent on the network.
 
-The Monte Carlo (``runtime/reference/expectation_sampling.py``) is plain numpy: it runs
+The Monte Carlo (``reference.py`` beside this module) is plain numpy: it runs
 noisy gradient descent on the actual network, never the Taylor expansion.  This module
 evaluates the generated kernels of both orders on the same steps and reports where each
 order leaves the simulation (its *horizon*).
@@ -17,45 +17,30 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .session import Build, apply_structural, build
+from netderive.derivations.model import ModelSpec
+from netderive.runtime.activation import activation_functions
+from netderive.runtime.session import Build, apply_structural, build
+
+from . import reference as ref
 
 #: Allowed mean error, as a fraction of the simulated output's standard deviation.
 MEAN_TOLERANCE = 0.02
 #: Allowed relative variance error.
 VARIANCE_TOLERANCE = 0.05
-
-
-def numpy_activation_derivatives(text: str) -> tuple[Callable, Callable, Callable]:
-    """phi, phi', phi'' of the model's activation as numpy functions (whitelisted parser,
-    ``sympy.diff`` with Dirac deltas dropped, ``sympy.lambdify``; no generated code)."""
-    import sympy as sp
-
-    from netderive.derivations.activation import ACTIVATION_VARIABLE, parse_activation
-
-    x = ACTIVATION_VARIABLE
-    expr = parse_activation(text, "activation")
-    exprs = [expr]
-    for _ in range(2):
-        exprs.append(sp.diff(exprs[-1], x).replace(
-            lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0)))
-    out = []
-    for e in exprs:
-        f = sp.lambdify(x, e, modules=["scipy", "numpy"])
-
-        def g(v: np.ndarray, f=f) -> np.ndarray:
-            return np.broadcast_to(np.asarray(f(v), dtype=float), np.shape(v))
-
-        out.append(g)
-    return tuple(out)
+#: Derivatives of the activation the reference's jets use (phi, phi', phi'').
+JET_ORDER = 2
 
 
 @dataclass(frozen=True)
 class ReferenceNetwork:
-    """The model's network and data as plain arrays."""
+    """The model's network and data as plain arrays, as the reference sees them: initial
+    weights from ``[init]`` by the reference's own rule, phi and its derivatives by the
+    whitelisted evaluator (:mod:`netderive.runtime.activation`)."""
 
-    params: tuple
-    phi: Callable
-    dphi: Callable
+    params: ref.NetworkParams
+    phi: Callable[[np.ndarray], np.ndarray]
+    dphi: Callable[[np.ndarray], np.ndarray]
+    d2phi: Callable[[np.ndarray], np.ndarray]
     train_inputs: np.ndarray
     train_targets: np.ndarray
     test_inputs: np.ndarray
@@ -63,16 +48,13 @@ class ReferenceNetwork:
 
 
 def reference_network(b: Build) -> ReferenceNetwork:
-    from netderive.derivations.expectation import initial_weights
-
-    from .reference.expectation_sampling import NetworkParams
-
+    """The network and data of ``b``'s model (nothing taken from the derivation)."""
     spec = b.spec
     data = spec["data"]
     train = np.array(data["train_inputs"], dtype=float)
-    ws, bs, v = initial_weights(spec, train.shape[1])
-    phi, dphi, _ = numpy_activation_derivatives(spec["activation"])
-    return ReferenceNetwork(NetworkParams(ws, bs, v), phi, dphi, train,
+    params = ref.initial_weights(spec["init"], spec["widths"], train.shape[1])
+    phi, dphi, d2phi = activation_functions(spec["activation"], JET_ORDER)
+    return ReferenceNetwork(params, phi, dphi, d2phi, train,
                             np.array(data["train_targets"], dtype=float),
                             np.array(data["test_inputs"], dtype=float), spec["noise_scaling"])
 
@@ -80,36 +62,29 @@ def reference_network(b: Build) -> ReferenceNetwork:
 def monte_carlo(b: Build, values: Mapping[str, float], steps: Sequence[int], pairs: int,
                 seed: int = 0):
     """Antithetic Monte Carlo of noisy GD on the model's network at ``values``."""
-    from .reference.expectation_sampling import noise_scale, simulate_noisy_gd
-
     net = reference_network(b)
     eta, sigma = float(values["learning_rate"]), float(values["noise_std"])
-    return simulate_noisy_gd(net.params, net.phi, net.dphi, net.train_inputs,
-                             net.train_targets, net.test_inputs, eta,
-                             noise_scale(eta, sigma, net.noise_scaling), list(steps), pairs,
-                             seed)
+    return ref.simulate_noisy_gd(net.params, net.phi, net.dphi, net.train_inputs,
+                                 net.train_targets, net.test_inputs, eta,
+                                 ref.noise_scale(eta, sigma, net.noise_scaling), list(steps),
+                                 pairs, seed)
 
 
 def noiseless_outputs(b: Build, values: Mapping[str, float], steps: Sequence[int]
                       ) -> np.ndarray:
     """f_t at the test inputs under gradient descent without noise on the network itself."""
-    from .reference.expectation_sampling import noiseless_gd
-
     net = reference_network(b)
-    return noiseless_gd(net.params, net.phi, net.dphi, net.train_inputs, net.train_targets,
+    return ref.noiseless_gd(net.params, net.phi, net.dphi, net.train_inputs, net.train_targets,
                         net.test_inputs, float(values["learning_rate"]), list(steps)).outputs
 
 
 def loss_hessian_trace_at(b: Build, displacement: np.ndarray) -> float:
     r""":math:`\mathrm{tr}\,\nabla^2L(w_0 + d) = \sum_i[|J_i|^2 + r_i\,\mathrm{tr}H_i]` of the
     network itself (jets by the numpy oracle)."""
-    from .reference.expectation_sampling import flatten_params, network_jets, unflatten_params
-
     net = reference_network(b)
-    phi, dphi, d2phi = numpy_activation_derivatives(b.spec["activation"])
-    w = flatten_params(net.params) + np.asarray(displacement, dtype=float)
-    f, jac, hes = network_jets(unflatten_params(w, net.params), phi, dphi, d2phi,
-                               net.train_inputs)
+    w = ref.flatten_params(net.params) + np.asarray(displacement, dtype=float)
+    f, jac, hes = ref.network_jets(ref.unflatten_params(w, net.params), net.phi, net.dphi,
+                                   net.d2phi, net.train_inputs)
     r = f - net.train_targets
     return float(np.sum(jac**2) + np.sum(r * np.trace(hes, axis1=1, axis2=2)))
 
@@ -117,36 +92,36 @@ def loss_hessian_trace_at(b: Build, displacement: np.ndarray) -> float:
 def noiseless_displacements(b: Build, values: Mapping[str, float], steps: Sequence[int]
                             ) -> np.ndarray:
     """w_t - w_0 of gradient descent without noise on the network, one row per step."""
-    from .reference.expectation_sampling import flatten_params, noiseless_gd
-
     net = reference_network(b)
-    run = noiseless_gd(net.params, net.phi, net.dphi, net.train_inputs, net.train_targets,
-                       net.test_inputs, float(values["learning_rate"]), list(steps))
-    return np.asarray(run.weights) - flatten_params(net.params)
+    run = ref.noiseless_gd(net.params, net.phi, net.dphi, net.train_inputs, net.train_targets,
+                           net.test_inputs, float(values["learning_rate"]), list(steps))
+    return np.asarray(run.weights) - ref.flatten_params(net.params)
+
+
+def order_specs(spec: ModelSpec) -> dict[int, ModelSpec]:
+    """The same model at orders 1 and 2, and 3 if the model's order is 3 (``spec`` itself at
+    its own order)."""
+    own = int(spec["order"])
+    return {order: spec if own == order else apply_structural(spec, {"order": order},
+                                                              "expectation report")
+            for order in ((1, 2, 3) if own == 3 else (1, 2))}
 
 
 def order_builds(b: Build) -> dict[int, Build]:
-    """Builds of the same model at orders 1 and 2, and 3 if the model's order is 3 (the
-    given one reused)."""
-    out = {}
-    for order in (1, 2, 3) if int(b.spec["order"]) == 3 else (1, 2):
-        out[order] = b if int(b.spec["order"]) == order else build(
-            apply_structural(b.spec, {"order": order}, "expectation report"))
-    return out
+    """Builds of :func:`order_specs` (the given one reused)."""
+    return {order: b if spec is b.spec else build(spec)
+            for order, spec in order_specs(b.spec).items()}
 
 
 def predictions(b: Build, values: Mapping[str, float], steps: Sequence[int]
                 ) -> tuple[np.ndarray, np.ndarray]:
     """E f_t and Var f_t, shape (len(steps), test inputs), from the generated kernels."""
-    kernels = b.kernels()
     n_test = len(b.spec["data"]["test_inputs"])
-    t = np.repeat(np.asarray(steps, dtype=float), n_test)
-    x = np.tile(np.arange(n_test, dtype=float), len(steps))
-    eta = np.full(t.size, float(values["learning_rate"]))
-    sigma = np.full(t.size, float(values["noise_std"]))
+    points = {"step": np.repeat(np.asarray(steps, dtype=float), n_test),
+              "test_point": np.tile(np.arange(n_test, dtype=float), len(steps))}
     shape = (len(steps), n_test)
-    mean = kernels.mean_output_grid(t, x, eta, sigma).reshape(shape)
-    var = kernels.output_variance_grid(t, x, eta, sigma).reshape(shape)
+    mean = b.grid("mean_output", points, values, parallel=True).reshape(shape)
+    var = b.grid("output_variance", points, values, parallel=True).reshape(shape)
     return mean, var
 
 
