@@ -13,8 +13,8 @@ import pytest
 import sympy as sp
 
 from netderive.codegen import CodegenError, kernel_source, to_latex, to_markdown
+from netderive.codegen.kernels import KernelPrinter
 from netderive.codegen.latex import LatexPrinter
-from netderive.codegen.numba_backend import KernelPrinter
 from netderive.derivations.ir import (
     IR_VERSION,
     ITEM_KINDS,
