@@ -11,19 +11,11 @@ largest eigenvalue of a symmetric block (``eigenvalue.py``).
 Two kinds of algorithm (numba):
 
 - on numbers and arrays alone (:data:`cached_jit`): compiled once per signature and kept in
-  numba's on-disk cache (every model shares that code);
+  numba's on-disk cache; generated modules import them;
 - on a generated module's own compiled functions (the equation of a root, the one-stage rate
-  of a dynamic programming, the stage function of a path saddle): a factory takes those
-  functions and returns the algorithm compiled for them (:data:`callback_jit`, a closure
-  that calls them as constants, as a hand-written loop would).  The generated module makes
-  it once at import, and its ``@njit(cache=True)`` kernels call it: the algorithm's machine
-  code is linked into theirs and kept in their on-disk cache, so a warm run compiles
-  nothing.  Passing the functions as arguments instead would leave the address of the
-  Python function object in the machine code wherever the call is not inlined (numba's
-  "dynamic globals"), and numba refuses to cache such a kernel (measured with numba 0.68:
-  every Root kernel compiled anew in every process; a parallel grid over a kernel with two
-  such calls crashed the compiler).  The closures are not cached themselves: they are
-  compiled only as part of a cached kernel.
+  of a dynamic programming, the stage function of a path saddle): *templates*, plain Python
+  functions that call those functions through placeholders, which ``templates.py`` splices
+  into the generated module (see there why: caching and ``prange``).
 
 Generated modules call the algorithms only from compiled kernels (never from Python).  All
 use numpy's error model: a division by zero gives inf or NaN (the algorithms test for them)
@@ -37,6 +29,3 @@ import numba as nb
 
 #: Compile once per signature, keep in numba's on-disk cache.
 cached_jit = nb.njit(cache=True, error_model="numpy")
-#: The closures that factories make for a module's own functions: compiled into the calling
-#: kernel's cached code (see above).
-callback_jit = nb.njit(cache=False, error_model="numpy")

@@ -9,8 +9,8 @@ Unknowns: the path :math:`x = (\theta_1, m_1, \dots, \theta_K, m_K)` (each in
 - target mode: :math:`\mathcal L = S + \lambda\,(g(m_K) - \text{goal})`;
 - tilt mode: :math:`\mathcal L = S + \text{goal}\cdot g(m_K)` (:math:`\lambda` = goal).
 
-:func:`lagrangian_system` returns its gradient and its Hessian, banded (half-bandwidth
-:math:`3d - 1`); :func:`path_saddle_solver` follows the stationary points from the typical
+:func:`system` returns its gradient and its Hessian, banded (half-bandwidth
+:math:`3d - 1`); :func:`solve` follows the stationary points from the typical
 path (:math:`\theta = 0`, :math:`m_l` = typical step of :math:`m_{l-1}`, goal = :math:`g` there
 in target mode, 0 in tilt mode) to the goal: Euler predictor along :func:`saddle_tangent`,
 Newton corrector with a backtracking line search on :math:`\|\nabla\mathcal L\|`, steps
@@ -20,19 +20,20 @@ Callbacks (compiled functions of the generated module; ``params`` the tuple of t
 arguments): ``stage(theta, m, previous, params)`` returns :math:`(\ell, \nabla\ell,
 \nabla^2\ell)` in :math:`(\theta, m, m')` (3d and 3d x 3d); ``typical(previous, params)`` the
 typical :math:`m_l` after :math:`m_{l-1}`; ``observable(m, params)`` returns
-:math:`(g, \nabla g, \nabla^2 g)`.  :func:`path_saddle_solver` makes the solver for them (see
-``codegen/algorithms/__init__.py``).
+:math:`(g, \nabla g, \nabla^2 g)`.  :func:`solve` is a template
+(``codegen/algorithms/templates.py``): a generated module holds it spliced with its own
+callbacks.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 
-from . import cached_jit, callback_jit
+from . import cached_jit
 from .banded import band_solve
+from .templates import callback, template
 
 #: Newton iterations per continuation step at most.
 SADDLE_MAX_ITERATIONS = 60
@@ -65,61 +66,73 @@ LINE_SEARCH_DECREASE = 1e-4
 LINE_SEARCH_MIN_STEP = 1e-4
 
 
-def lagrangian_system(stage: Callable, observable: Callable) -> Callable:
-    """The compiled ``system(x, goal, target, steps, start, params) -> (f, rows, S, lambda,
-    g(m_K), grad g(m_K))``: gradient ``f`` and banded Hessian ``rows`` of the Lagrangian at
-    ``x`` (``rows[i, j - i + kl]``, kl = 3d - 1, width 3 kl + 1 as :func:`banded.band_solve`
-    reads it), and the action :math:`S`.
+@callback
+def stage(theta: np.ndarray, m: np.ndarray, previous: np.ndarray, params: tuple
+          ) -> tuple[float, np.ndarray, np.ndarray]:
+    """:math:`(\\ell, \\nabla\\ell, \\nabla^2\\ell)` in :math:`(\\theta, m, m')` (the generated
+    module's ``_saddle_N_stage``)."""
+
+
+@callback
+def typical(previous: np.ndarray, params: tuple) -> np.ndarray:
+    """The typical :math:`m_l` after :math:`m_{l-1}` (``_saddle_N_typical``)."""
+
+
+@callback
+def observable(m: np.ndarray, params: tuple) -> tuple[float, np.ndarray, np.ndarray]:
+    """:math:`(g, \\nabla g, \\nabla^2 g)` at :math:`m` (``_saddle_N_observable``)."""
+
+
+@template
+def system(x: np.ndarray, goal: float, target: bool, steps: int, start: np.ndarray,
+           params: tuple) -> tuple[np.ndarray, np.ndarray, float, float, float, np.ndarray]:
+    """Gradient ``f`` and banded Hessian ``rows`` of the Lagrangian at ``x``
+    (``rows[i, j - i + kl]``, kl = 3d - 1, width 3 kl + 1 as :func:`banded.band_solve` reads
+    it), the action :math:`S`, the multiplier, :math:`g(m_K)` and :math:`\\nabla g(m_K)`.
 
     Stage l couples :math:`(\\theta_l, m_l)` with :math:`m_{l-1}`: within 3d - 1 positions.
     In target mode the last row and column (the multiplier) couple with :math:`m_K`, the last
     d path entries before it: within the band too."""
-
-    @callback_jit
-    def system(x: np.ndarray, goal: float, target: bool, steps: int, start: np.ndarray,
-               params: tuple) -> tuple[np.ndarray, np.ndarray, float, float, float, np.ndarray]:
-        d = start.shape[0]
-        n = x.shape[0]
-        n_local = 3 * d
-        kl = n_local - 1
-        f = np.zeros(n)
-        rows = np.zeros((n, 3 * kl + 1))
-        action = 0.0
-        index = np.empty(n_local, dtype=np.int64)  # position in x of each local variable
-        previous = np.empty(d)
-        for layer in range(steps):
-            b = 2 * d * layer
-            for j in range(d):
-                previous[j] = start[j] if layer == 0 else x[b - d + j]
-                index[j] = b + j
-                index[d + j] = b + d + j
-                index[2 * d + j] = -1 if layer == 0 else b - d + j  # -1: m_0, not unknown
-            value, gradient, hessian = stage(x[b:b + d], x[b + d:b + 2 * d], previous, params)
-            action += value
-            for a in range(n_local):
-                ia = index[a]
-                if ia < 0:
-                    continue
-                f[ia] += gradient[a]
-                for c in range(n_local):
-                    ic = index[c]
-                    if ic >= 0:
-                        rows[ia, ic - ia + kl] += hessian[a, c]
-        end = 2 * d * steps - d
-        g, g_gradient, g_hessian = observable(x[end:end + d], params)
-        multiplier = x[n - 1] if target else goal
-        for a in range(d):
-            f[end + a] += multiplier * g_gradient[a]
-            for c in range(d):
-                rows[end + a, c - a + kl] += multiplier * g_hessian[a, c]
-            if target:
-                rows[end + a, n - 1 - end - a + kl] += g_gradient[a]
-                rows[n - 1, end + a - (n - 1) + kl] += g_gradient[a]
+    d = start.shape[0]
+    n = x.shape[0]
+    n_local = 3 * d
+    kl = n_local - 1
+    f = np.zeros(n)
+    rows = np.zeros((n, 3 * kl + 1))
+    action = 0.0
+    index = np.empty(n_local, dtype=np.int64)  # position in x of each local variable
+    previous = np.empty(d)
+    for layer in range(steps):
+        b = 2 * d * layer
+        for j in range(d):
+            previous[j] = start[j] if layer == 0 else x[b - d + j]
+            index[j] = b + j
+            index[d + j] = b + d + j
+            index[2 * d + j] = -1 if layer == 0 else b - d + j  # -1: m_0, not unknown
+        value, gradient, hessian = stage(x[b:b + d], x[b + d:b + 2 * d], previous, params)
+        action += value
+        for a in range(n_local):
+            ia = index[a]
+            if ia < 0:
+                continue
+            f[ia] += gradient[a]
+            for c in range(n_local):
+                ic = index[c]
+                if ic >= 0:
+                    rows[ia, ic - ia + kl] += hessian[a, c]
+    end = 2 * d * steps - d
+    g, g_gradient, g_hessian = observable(x[end:end + d], params)
+    multiplier = x[n - 1] if target else goal
+    for a in range(d):
+        f[end + a] += multiplier * g_gradient[a]
+        for c in range(d):
+            rows[end + a, c - a + kl] += multiplier * g_hessian[a, c]
         if target:
-            f[n - 1] = g - goal
-        return f, rows, action, multiplier, g, g_gradient
-
-    return system
+            rows[end + a, n - 1 - end - a + kl] += g_gradient[a]
+            rows[n - 1, end + a - (n - 1) + kl] += g_gradient[a]
+    if target:
+        f[n - 1] = g - goal
+    return f, rows, action, multiplier, g, g_gradient
 
 
 @cached_jit
@@ -143,95 +156,90 @@ def saddle_tangent(rows: np.ndarray, g_gradient: np.ndarray, target: bool, steps
     return tangent
 
 
-def path_saddle_solver(stage: Callable, typical: Callable, observable: Callable) -> Callable:
-    """The compiled ``solve(goal, target, steps, start, continuation, params) -> (x, S,
-    lambda, g(m_K))``: the stationary path ``x`` (last entry :math:`\\lambda` in target mode)
-    at ``goal``, by continuation from the typical path in steps of at most 1/continuation of
-    the way; NaNs if the continuation fails.
+@template
+def solve(goal: float, target: bool, steps: int, start: np.ndarray, continuation: int,
+          params: tuple) -> tuple[np.ndarray, float, float, float]:
+    """The stationary path ``x`` (last entry :math:`\\lambda` in target mode), :math:`S`,
+    :math:`\\lambda` and :math:`g(m_K)` at ``goal``, by continuation from the typical path in
+    steps of at most 1/continuation of the way; NaNs if the continuation fails.
 
     A continuation step is refused (and halved) when Newton does not converge, when the sign
     of the Hessian's determinant is not :math:`(-1)^{dK}` (dK negative eigenvalues: a
     min-max in :math:`(\\theta, m)`; other stationary points are of the wrong kind), or when
     the corrector moves further than SADDLE_CORRECTOR_RATIO of the predictor's step."""
-    system = lagrangian_system(stage, observable)
+    d = start.shape[0]
+    half_band = 3 * d - 1
+    n = 2 * d * steps + (1 if target else 0)
+    parity = -1.0 if (d * steps) % 2 else 1.0  # sign of det: d K negative eigenvalues
+    x = np.zeros(n)
+    m = start.copy()
+    for layer in range(steps):
+        m = typical(m, params)
+        for j in range(d):
+            x[2 * d * layer + d + j] = m[j]
+    g0, _, _ = observable(m, params)
+    goal0 = g0 if target else 0.0
+    fail = (np.full(n, np.nan), math.nan, math.nan, math.nan)
+    if not (math.isfinite(goal) and math.isfinite(goal0)):
+        return fail
+    done = 0.0
+    current = goal0
+    largest_step = 1.0 / continuation
+    step = largest_step
+    smallest_step = SADDLE_MIN_STEP if target else SADDLE_FOLD_STEP / continuation
+    f, rows, action, multiplier, g, g_gradient = system(x, goal0, target, steps, start,
+                                                        params)
+    tangent = saddle_tangent(rows, g_gradient, target, steps)
+    while done < 1.0:
+        upto = min(1.0, done + step)
+        goal_here = goal0 + (goal - goal0) * upto
+        predicted = x + (goal_here - current) * tangent  # Euler predictor
+        xn = predicted.copy()
+        f, rows, action, multiplier, g, g_gradient = system(xn, goal_here, target, steps,
+                                                            start, params)
+        norm = np.sqrt(np.sum(f * f))
+        ok = False
+        det = 0.0
+        for _ in range(SADDLE_MAX_ITERATIONS):
+            if not math.isfinite(norm):
+                break
+            if np.max(np.abs(f)) <= SADDLE_TOLERANCE:
+                ok = True
+                break
+            dx, det = band_solve(rows, -f, half_band)
+            if not np.all(np.isfinite(dx)):
+                break
+            alpha = 1.0
+            accepted = False
+            while alpha > LINE_SEARCH_MIN_STEP:
+                xt = xn + alpha * dx
+                ft, rows_t, _, _, _, g_gradient_t = system(xt, goal_here, target, steps,
+                                                           start, params)
+                norm_t = np.sqrt(np.sum(ft * ft))
+                if (math.isfinite(norm_t)
+                        and norm_t <= (1.0 - LINE_SEARCH_DECREASE * alpha) * norm):
+                    xn, f, rows, g_gradient, norm = xt, ft, rows_t, g_gradient_t, norm_t
+                    accepted = True
+                    break
+                alpha *= LINE_SEARCH_SHRINK
+            if not accepted:
+                ok = np.max(np.abs(f)) <= SADDLE_STALLED_FACTOR * SADDLE_TOLERANCE
+                break
+        if ok and det != 0.0 and det != parity:
+            ok = False  # a stationary path of the wrong kind (not a saddle)
+        allowed = (SADDLE_CORRECTOR_RATIO * np.max(np.abs(predicted - x))
+                   + SADDLE_CORRECTOR_SLACK)
+        if ok and np.max(np.abs(xn - predicted)) > allowed:
+            ok = False  # the corrector left the branch: a fold or a jump
+        if ok:
+            x, done, current = xn, upto, goal_here
+            tangent = saddle_tangent(rows, g_gradient, target, steps)  # rows: at x
+            step = min(SADDLE_STEP_GROWTH * step, largest_step)
+        else:
+            step *= SADDLE_STEP_SHRINK
+            if step < smallest_step:
+                return fail
+    f, rows, action, multiplier, g, g_gradient = system(x, goal, target, steps, start,
+                                                        params)
+    return x, action, multiplier, g
 
-    @callback_jit
-    def solve(goal: float, target: bool, steps: int, start: np.ndarray, continuation: int,
-              params: tuple) -> tuple[np.ndarray, float, float, float]:
-        d = start.shape[0]
-        half_band = 3 * d - 1
-        n = 2 * d * steps + (1 if target else 0)
-        parity = -1.0 if (d * steps) % 2 else 1.0  # sign of det: d K negative eigenvalues
-        x = np.zeros(n)
-        m = start.copy()
-        for layer in range(steps):
-            m = typical(m, params)
-            for j in range(d):
-                x[2 * d * layer + d + j] = m[j]
-        g0, _, _ = observable(m, params)
-        goal0 = g0 if target else 0.0
-        fail = (np.full(n, np.nan), math.nan, math.nan, math.nan)
-        if not (math.isfinite(goal) and math.isfinite(goal0)):
-            return fail
-        done = 0.0
-        current = goal0
-        largest_step = 1.0 / continuation
-        step = largest_step
-        smallest_step = SADDLE_MIN_STEP if target else SADDLE_FOLD_STEP / continuation
-        f, rows, action, multiplier, g, g_gradient = system(x, goal0, target, steps, start,
-                                                            params)
-        tangent = saddle_tangent(rows, g_gradient, target, steps)
-        while done < 1.0:
-            upto = min(1.0, done + step)
-            goal_here = goal0 + (goal - goal0) * upto
-            predicted = x + (goal_here - current) * tangent  # Euler predictor
-            xn = predicted.copy()
-            f, rows, action, multiplier, g, g_gradient = system(xn, goal_here, target, steps,
-                                                                start, params)
-            norm = np.sqrt(np.sum(f * f))
-            ok = False
-            det = 0.0
-            for _ in range(SADDLE_MAX_ITERATIONS):
-                if not math.isfinite(norm):
-                    break
-                if np.max(np.abs(f)) <= SADDLE_TOLERANCE:
-                    ok = True
-                    break
-                dx, det = band_solve(rows, -f, half_band)
-                if not np.all(np.isfinite(dx)):
-                    break
-                alpha = 1.0
-                accepted = False
-                while alpha > LINE_SEARCH_MIN_STEP:
-                    xt = xn + alpha * dx
-                    ft, rows_t, _, _, _, g_gradient_t = system(xt, goal_here, target, steps,
-                                                               start, params)
-                    norm_t = np.sqrt(np.sum(ft * ft))
-                    if (math.isfinite(norm_t)
-                            and norm_t <= (1.0 - LINE_SEARCH_DECREASE * alpha) * norm):
-                        xn, f, rows, g_gradient, norm = xt, ft, rows_t, g_gradient_t, norm_t
-                        accepted = True
-                        break
-                    alpha *= LINE_SEARCH_SHRINK
-                if not accepted:
-                    ok = np.max(np.abs(f)) <= SADDLE_STALLED_FACTOR * SADDLE_TOLERANCE
-                    break
-            if ok and det != 0.0 and det != parity:
-                ok = False  # a stationary path of the wrong kind (not a saddle)
-            allowed = (SADDLE_CORRECTOR_RATIO * np.max(np.abs(predicted - x))
-                       + SADDLE_CORRECTOR_SLACK)
-            if ok and np.max(np.abs(xn - predicted)) > allowed:
-                ok = False  # the corrector left the branch: a fold or a jump
-            if ok:
-                x, done, current = xn, upto, goal_here
-                tangent = saddle_tangent(rows, g_gradient, target, steps)  # rows: at x
-                step = min(SADDLE_STEP_GROWTH * step, largest_step)
-            else:
-                step *= SADDLE_STEP_SHRINK
-                if step < smallest_step:
-                    return fail
-        f, rows, action, multiplier, g, g_gradient = system(x, goal, target, steps, start,
-                                                            params)
-        return x, action, multiplier, g
-
-    return solve

@@ -1,5 +1,5 @@
 """Kernels of a ``MinPlusRecursion``: the one-stage rate (and the line envelope's pieces) as
-compiled functions, the dynamic programming that ``codegen/algorithms/min_plus.py`` makes for
+compiled functions, the dynamic programming of ``codegen/algorithms/min_plus.py`` spliced for
 them, and the kernels that call it; the value is the last curve interpolated at the variable.
 """
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from netderive.codegen.algorithms.min_plus import curves_envelope, curves_fixed, curves_staged
 from netderive.codegen.expressions import CodegenError, print_assignments
 from netderive.derivations.ir import MinPlusRecursion
 
@@ -66,26 +67,27 @@ def emit(p: KernelPrinter, item: MinPlusRecursion, args: tuple[str, ...]) -> str
     doc = (f'    """Grid and rows I_1..I_K of {item.name} ({{}}).\n\n    Reference: '
            f'{item.ref}\n    Arguments: ({", ".join(curve_args)})"""')
     signature = ", ".join(curve_args)
-    rate = f"_{item.name}_rate"
-    solver = p.algorithm("min_plus", "min_plus_solver")
-    blocks.append(f"_{item.name}_dp = {solver}({rate}, {k is not None})")
+    callbacks = {"rate": f"_{item.name}_rate"}
+    dp, spliced = p.splice(curves_staged if k is not None else curves_fixed, f"_{item.name}",
+                           callbacks)
+    blocks.append(spliced)
     blocks.append("\n".join([
         NJIT, f"def {item.name}_curves_dp({signature}):",
         doc.format("plain O(G^2) dynamic programming per stage"), *prologue,
-        f"    return _{item.name}_dp({problem}, {params})"]))
+        f"    return {dp}({problem}, {params})"]))
     if item.envelope is not None:
         offset, abscissa, slope, intercept = item.envelope
         blocks.append(helper("abscissa", [x], [offset, abscissa],
                              "Offset A(x) and abscissa X(x) of the line envelope."))
         blocks.append(helper("line", [xp], [slope, intercept],
                              "Slope m(x') and intercept c(x') of the line of the old state x'."))
-        solver = p.algorithm("min_plus", "envelope_solver")
-        blocks.append(f"_{item.name}_envelope = {solver}({rate}, _{item.name}_abscissa, "
-                      f"_{item.name}_line)")
+        envelope, spliced = p.splice(curves_envelope, f"_{item.name}", {
+            **callbacks, "abscissa": f"_{item.name}_abscissa", "line": f"_{item.name}_line"})
+        blocks.append(spliced)
         blocks.append("\n".join([
             NJIT, f"def {item.name}_curves({signature}):",
             doc.format("lower envelope of lines: O(G) per stage after one sort"), *prologue,
-            f"    return _{item.name}_envelope({problem}, {params})"]))
+            f"    return {envelope}({problem}, {params})"]))
     else:
         blocks.append("\n".join([
             NJIT, f"def {item.name}_curves({signature}):",

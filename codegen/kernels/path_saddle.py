@@ -1,6 +1,6 @@
 """Kernels of a ``PathSaddle``: the stage function, typical step and observable as compiled
-functions (with their derivatives), the Newton continuation that
-``codegen/algorithms/continuation.py`` makes for them, and plain-Python kernels around it.
+functions (with their derivatives), the Newton continuation of
+``codegen/algorithms/continuation.py`` spliced for them, and plain-Python kernels around it.
 
 The compiled pieces ``_saddle_N_stage``, ``_typical``, ``_observable`` and ``_solve`` are
 shared by every item with the same stage, typical step and observable.  As for array
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from netderive.codegen.algorithms.continuation import solve
 from netderive.codegen.expressions import CodegenError, print_assignments
 from netderive.derivations.ir import PathSaddle
 
@@ -98,7 +99,7 @@ def compiled_pieces(p: KernelPrinter, item: PathSaddle, shared: str, parts: dict
                     deps: tuple[str, ...], solve_args: tuple[str, ...]) -> list[str]:
     """``{shared}_stage(_theta, _m, _prev, _p)`` -> (l, gradient, Hessian),
     ``_typical(_prev, _p)`` -> m, ``_observable(_m, _p)`` -> (g, gradient, Hessian), the
-    ``_solver`` made for them at import and the compiled entry
+    continuation spliced for them (``_continuation_solve``, ``_continuation_system``) and the compiled entry
     ``_solve(_goal, _target, _k, _m0, _continuation, *solve_args)``."""
     d = len(item.state)
     n_local = 3 * d
@@ -145,9 +146,8 @@ def compiled_pieces(p: KernelPrinter, item: PathSaddle, shared: str, parts: dict
             *temps,
             *[line.format(*values) for line in out],
         ]))
-    solver = p.algorithm("continuation", "path_saddle_solver")
-    blocks.append(f"{shared}_solver = {solver}({shared}_stage, {shared}_typical, "
-                  f"{shared}_observable)")
+    solver, spliced = p.splice(solve, f"{shared}_continuation", {part: f"{shared}_{part}" for part in pieces})
+    blocks.append(spliced)
     signature = ", ".join(["_goal", "_target", "_k", "_m0", "_continuation", *solve_args])
     blocks.append("\n".join([
         NJIT,
@@ -155,7 +155,7 @@ def compiled_pieces(p: KernelPrinter, item: PathSaddle, shared: str, parts: dict
         '    """The stationary path (last entry lambda in target mode), S, lambda and g(m_K) at '
         "_goal by Newton continuation from the typical path (codegen/algorithms/"
         'continuation.py); NaN if the continuation fails."""',
-        f"    return {shared}_solver(_goal, _target, _k, _m0, _continuation, "
+        f"    return {solver}(_goal, _target, _k, _m0, _continuation, "
         f"{params_tuple(solve_args)})",
     ]))
     return blocks

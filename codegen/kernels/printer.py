@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import keyword
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from importlib import import_module
 from types import ModuleType
 
 import numba
 import sympy as sp
 
+from netderive.codegen.algorithms.templates import splice
 from netderive.codegen.expressions import CodegenError
 from netderive.codegen.version import GENERATOR_VERSION
 from netderive.derivations.ir import ITEM_KINDS, FormulaSet, Item
@@ -85,6 +86,8 @@ class KernelPrinter:
         self._imports: dict[tuple[str, str], str] = {}
         #: module-level tables: name -> assignment line
         self._constants: dict[str, str] = {}
+        #: spliced algorithms: name -> source
+        self._spliced: dict[str, str] = {}
         #: compiled pieces shared by several items: prefix -> key -> name
         self._shared: dict[str, dict[object, str]] = {}
         generated = {f"{i.name}{s}" for i in fs.items for s in KERNEL_SUFFIXES}
@@ -103,6 +106,20 @@ class KernelPrinter:
     def algorithm(self, module: str, name: str) -> str:
         """Import a fixed algorithm (``netderive.codegen.algorithms.<module>``)."""
         return self.use(f"algorithms.{module}", name)
+
+    def splice(self, template: Callable, prefix: str, callbacks: dict[str, str]
+               ) -> tuple[str, str]:
+        """A fixed algorithm that calls this module's functions: the template ``template``
+        (``codegen/algorithms/templates.py``) spliced as ``{prefix}_<name>`` with
+        ``callbacks`` (placeholder -> function of this module), the constants and cached
+        algorithms it reads imported.  Returns its name and its source (with the templates
+        it calls, once per prefix)."""
+        spliced = splice(template, prefix, callbacks,
+                         lambda module, name: self.use(module.removeprefix("netderive.codegen."),
+                                                       name))
+        blocks = [f"{NJIT}\n{source}" for name, source in spliced.functions
+                  if self._spliced.setdefault(name, source) is source]
+        return spliced.functions[-1][0], SEPARATOR.join(blocks)
 
     def constant(self, name: str, line: str) -> str:
         """A module-level table ``name`` (assignment ``line``), written once."""
