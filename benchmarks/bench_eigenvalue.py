@@ -1,4 +1,5 @@
-"""lambda_max of a symmetric block: LAPACK ``eigvalsh`` against Lanczos (codegen/numerics.py).
+"""lambda_max of a symmetric block: LAPACK ``eigvalsh`` against Lanczos
+(codegen/algorithms/eigenvalue.py).
 
 Picks ``EIGVALSH_MAX_SIZE``: the size above which Lanczos (to ``LANCZOS_TOLERANCE``) is faster.
 The matrices are loss-Hessian-like: a Gauss-Newton part J^T J of rank n plus a small
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from netderive.codegen.numerics import (
+from netderive.codegen.algorithms.eigenvalue import (
     LANCZOS_MAX_ITERATIONS,
     LANCZOS_TOLERANCE,
     _symmetric_block,

@@ -130,9 +130,9 @@ def inline_formulas(fs, expr):
     """``expr`` with every Formula item's symbol replaced by its expression."""
     import sympy as sp
 
-    from netderive.derivations.ir import Formula
+    from netderive.derivations.ir import Formula, item_symbol
 
-    formulas = {fs.symbol_for(i.name): i.expr for i in fs.items if isinstance(i, Formula)}
+    formulas = {item_symbol(i.name): i.expr for i in fs.items if isinstance(i, Formula)}
     expr = sp.sympify(expr)
     for _ in range(len(fs.items) + 1):
         new = expr.xreplace(formulas)
@@ -369,7 +369,7 @@ def part_scaling(k, numpy_rate: NumpyRate, args) -> None:
            "numpy DP", "numpy DP / kernel envelope", "numpy/qhull envelope",
            "qhull / kernel envelope", "max abs diff kernel DP vs envelope (all L rows)",
            "max abs diff numpy DP / qhull vs kernel envelope"], out)
-    from netderive.codegen.numba_backend import DP_MATRIX_LIMIT
+    from netderive.codegen.algorithms.min_plus import DP_MATRIX_LIMIT
 
     print("Times per curve (all L rows, wall, min over calls within "
           f"{args.budget} s); ratios within one run.  The generated DP tabulates J in a G x G "

@@ -48,7 +48,7 @@ import numpy as np
 MODELS = ("weight_decay", "weight_decay_anisotropic")
 ITEM = "b_star"
 GAMMA = "weight_decay"
-#: The generated kernels' Newton-bisection (codegen/numba_backend.py): same constants here.
+#: The generated kernels' Newton-bisection (codegen/algorithms/root.py): same constants here.
 NEWTON_TOLERANCE = 1e-14
 NEWTON_MAX_ITERATIONS = 200
 
@@ -58,16 +58,16 @@ def inline_formulas(fs, expr):
     """``expr`` with every earlier Formula item's symbol replaced by its expression."""
     import sympy as sp
 
-    from netderive.derivations.ir import Formula
+    from netderive.derivations.ir import Formula, item_symbol
 
-    formulas = {fs.symbol_for(i.name): i.expr for i in fs.items if isinstance(i, Formula)}
+    formulas = {item_symbol(i.name): i.expr for i in fs.items if isinstance(i, Formula)}
     expr = sp.sympify(expr)
     for _ in range(len(fs.items) + 1):
         new = expr.xreplace(formulas)
         if new == expr:
             break
         expr = new
-    items = {fs.symbol_for(i.name) for i in fs.items}
+    items = {item_symbol(i.name) for i in fs.items}
     left = sorted(s.name for s in expr.free_symbols if s in items)
     if left:
         raise NotImplementedError(f"cannot inline non-Formula items {left}")

@@ -1,7 +1,17 @@
 """Printers: any FormulaSet to LaTeX/Markdown and to a cached module of numba kernels.
 
-Submodules are imported on first use, so that looking up a cached build does not pay
-for importing sympy and numba.
+What lives here: ``latex.py`` (LaTeX and Markdown, one rule per IR kind), ``kernels/`` (the
+numba printer: a shared core and one emitter module per IR kind), ``expressions.py``
+(sympy expressions as numba-safe Python), ``algorithms/`` (the fixed numerical algorithms
+that generated modules import: root search, min-plus dynamic programming, banded solve,
+path-saddle continuation, largest eigenvalue), ``drivers.py`` (plain-Python drivers that
+generated modules import), ``cache.py`` (content-addressed, atomic builds and their
+manifest) and ``version.py`` (``GENERATOR_VERSION``).  The IR kinds are listed once, in
+``netderive.derivations.ir`` (``ITEM_KINDS``); every printer finds its rule by kind.
+
+May import: sympy, numpy, numba, ``netderive.derivations`` (the IR).  Never imports
+``netderive.runtime``.  Submodules are imported on first use, so that looking up a cached
+build does not pay for importing sympy and numba.
 """
 
 from importlib import import_module
@@ -12,7 +22,7 @@ _EXPORTS = {
     "ensure_built": "cache",
     "load_kernels": "cache",
     "lookup": "cache",
-    "kernel_source": "numba_backend",
+    "kernel_source": "kernels",
     "to_latex": "latex",
     "to_markdown": "latex",
 }

@@ -5,8 +5,10 @@ Layout::
     <cache root>/sympy-<v>-numba-<v>/<stem>-<key[:12]>/
         kernels.py  formulas.tex  formulas.md  manifest.json
 
-``key`` is the sha256 of the model's canonical text and of the generator's own source
-(``derivations/`` and ``codegen/``), so editing either regenerates.  A build directory
+``key`` (the build key) is the sha256 of the model's canonical text and of the generator's
+own source (every ``.py`` under ``derivations/`` and ``codegen/``, the fixed algorithms that
+generated modules import included: numba's cache of a kernel does not see a change in the
+functions it calls), so editing either regenerates.  A build directory
 is written under a temporary name and renamed into place in one step: a failed or
 interrupted build leaves nothing behind, and two processes never see half a build.
 """
@@ -30,11 +32,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .version import GENERATOR_VERSION
+
 if TYPE_CHECKING:  # sympy and numba are imported only when a build is needed
     from netderive.derivations.ir import FormulaSet
-
-#: Bump when the generated code changes meaning (also part of every cache key).
-GENERATOR_VERSION = "1"
 
 CACHE_ENV = "NETDERIVE_CACHE_DIR"
 KERNELS_FILE = "kernels.py"
@@ -64,12 +65,13 @@ def version_dir() -> Path:
 
 @cache
 def generator_fingerprint() -> str:
-    """sha256 of the generator: its version and the source of ``derivations`` and ``codegen``."""
+    """sha256 of the generator: its version and the source of ``derivations`` and ``codegen``
+    (with their subpackages)."""
     h = hashlib.sha256(GENERATOR_VERSION.encode())
     for package in ("derivations", "codegen"):
         root = Path(__file__).resolve().parent.parent / package
-        for path in sorted(root.glob("*.py")):
-            h.update(path.name.encode())
+        for path in sorted(root.rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode())
             h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -101,12 +103,14 @@ class Artifacts:
 
 def manifest_of(fs: FormulaSet, fs_hash: str, key: str, kernels_sha: str) -> dict:
     """JSON-ready description of a build: enough to validate input without importing numba."""
+    from netderive.derivations.ir import kind_of
+
     return {
         "name": fs.name,
         "family": fs.family,
         "source": fs.source,
         "content_hash": fs_hash,
-        "spec_hash": key,
+        "build_key": key,
         "kernels_sha256": kernels_sha,
         "generator": GENERATOR_VERSION,
         "params": [
@@ -126,7 +130,7 @@ def manifest_of(fs: FormulaSet, fs_hash: str, key: str, kernels_sha: str) -> dic
         "items": [
             {
                 "name": i.name,
-                "kind": type(i).__name__,
+                "kind": kind_of(i).__name__,
                 "meaning": i.meaning,
                 "ref": i.ref,
                 "internal": i.internal,
@@ -176,8 +180,8 @@ def ensure_built(
         return found, False
     from netderive.derivations.ir import content_hash
 
+    from .kernels import kernel_source
     from .latex import to_latex, to_markdown
-    from .numba_backend import kernel_source
 
     key = build_key(spec_text)
     parent = version_dir()
@@ -217,7 +221,7 @@ def ensure_built(
 
 def load_kernels(artifacts: Artifacts) -> types.ModuleType:
     """Import the generated module of a build (numba compiles each kernel on first call)."""
-    name = f"netderive_kernels_{artifacts.manifest['spec_hash'][:16]}"
+    name = f"netderive_kernels_{artifacts.manifest['build_key'][:16]}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, artifacts.kernels_path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from netderive.derivations.ir import (
+    ITEM_KINDS,
     ArrayProgram,
     Expectation,
     Formula,
@@ -21,6 +22,7 @@ from netderive.derivations.ir import (
     Recurrence,
     Root,
     Statement,
+    item_symbol,
 )
 
 from .expressions import CodegenError
@@ -37,7 +39,8 @@ def _escape(text: str) -> str:
 
 
 class LatexPrinter:
-    """One ``_emit_<Kind>`` per IR item kind, returning the math of one display."""
+    """One ``_emit_<Kind>`` per IR item kind (``derivations.ir.ITEM_KINDS``), returning the
+    math of one display."""
 
     def __init__(self, fs: FormulaSet) -> None:
         self.fs = fs
@@ -47,7 +50,7 @@ class LatexPrinter:
                 names[p.symbol] = p.latex
         latex_names = dict(fs.latex_names)
         for item in fs.items:
-            names[fs.symbol_for(item.name)] = latex_names.get(
+            names[item_symbol(item.name)] = latex_names.get(
                 item.name, r"\mathrm{" + item.name.replace("_", r"\_") + "}")
             for s in item.bound_symbols():
                 if s.name in latex_names:
@@ -61,11 +64,11 @@ class LatexPrinter:
         return sp.latex(sp.sympify(expr), symbol_names=self.symbol_names)
 
     def lhs(self, item: Item) -> str:
-        return self.symbol_names[self.fs.symbol_for(item.name)]
+        return self.symbol_names[item_symbol(item.name)]
 
     def emit(self, item: Item) -> str:
         meth = getattr(self, f"_emit_{type(item).__name__}", None)
-        if meth is None:
+        if meth is None or type(item) not in ITEM_KINDS:
             raise CodegenError(f"{type(self).__name__} has no rule for {type(item).__name__}")
         return meth(item)
 

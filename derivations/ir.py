@@ -10,6 +10,9 @@ parameter solves for that parameter; the items it calls then see the iterate.
 
 Item kinds
 ----------
+:data:`ITEM_KINDS` is the one list of them: the printers, the cache's manifest and the test
+interpreter find their rule for an item by its kind.
+
 - :class:`Formula`     ``name = expr(params, earlier items)``
 - :class:`Recurrence`  ``s_{k+1} = F(s_k, k)`` for ``k = 0..K-1`` from ``s_0``; a loop,
   never unrolled
@@ -35,6 +38,7 @@ import keyword
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from typing import Union
 
 import sympy as sp
 
@@ -630,9 +634,24 @@ class PathSaddle:
                 self.endpoint)
 
 
-Item = Formula | Recurrence | Root | Expectation | MinPlusRecursion | ArrayProgram | PathSaddle
+#: The item kinds of the IR: the one place that lists them.  Each printer has one rule per
+#: kind (``codegen/latex.py``: ``_emit_<Kind>``; ``codegen/kernels/<kind>.py``: ``emit``), as
+#: has the test interpreter (``_value_<Kind>``); a test fails when one is missing.
 ITEM_KINDS: tuple[type, ...] = (Formula, Recurrence, Root, Expectation, MinPlusRecursion,
                                 ArrayProgram, PathSaddle)
+#: Any item.
+Item = Union[ITEM_KINDS]  # noqa: UP007  (built from the tuple, so that the kinds are listed once)
+#: IR data that :func:`canonical` prints field by field.
+_CANONICAL_DATA: tuple[type, ...] = (Domain, Parameter, ArrayConstant, ArrayStatement,
+                                     LargestEigenvalue, *ITEM_KINDS)
+
+
+def kind_of(item: object) -> type:
+    """The kind of an IR item (an entry of :data:`ITEM_KINDS`); TypeError for anything else."""
+    if type(item) not in ITEM_KINDS:
+        raise TypeError(f"{type(item).__name__} is not an IR item kind; kinds: "
+                        f"{', '.join(k.__name__ for k in ITEM_KINDS)}")
+    return type(item)
 
 
 @dataclass(frozen=True)
@@ -676,7 +695,7 @@ class FormulaSet:
                             "assumptions than its definition"
                         )
             index[item.name] = item
-            known[item.name] = sp.Symbol(item.name, real=True)
+            known[item.name] = item_symbol(item.name)
         unbounded = {p.name for p in self.params if not math.isfinite(p.domain.upper)}
         for item in self.items:
             for bound in getattr(item, "loop_bounds", tuple)():
@@ -728,12 +747,6 @@ class FormulaSet:
         memo[name] = tuple(n for n in param_names if n in used - bound)
         return memo[name]
 
-    def symbol_for(self, name: str) -> sp.Symbol:
-        """The symbol standing for item ``name`` in later expressions."""
-        if name not in self._index:
-            raise KeyError(name)
-        return sp.Symbol(name, real=True)
-
     def __str__(self) -> str:
         lines = [f"FormulaSet {self.name} (family {self.family}, from {self.source})"]
         for p in self.params:
@@ -745,7 +758,8 @@ class FormulaSet:
 
 
 def item_symbol(name: str) -> sp.Symbol:
-    """The symbol that stands for an item's value inside later items."""
+    """The symbol that stands for the value of item ``name`` inside later items (the one way
+    to get it: :class:`FormulaSet` checks later items against it)."""
     return sp.Symbol(name, real=True)
 
 
@@ -762,10 +776,7 @@ def canonical(obj: object) -> str:
         return _srepr(obj)
     if isinstance(obj, tuple | list):
         return "(" + ", ".join(canonical(o) for o in obj) + ")"
-    if isinstance(obj, Domain | Parameter | Formula | Recurrence | Root | Expectation
-                  | MinPlusRecursion | ArrayProgram | ArrayConstant | ArrayStatement
-                  | LargestEigenvalue
-                  | PathSaddle):
+    if isinstance(obj, _CANONICAL_DATA):
         body = ", ".join(
             f"{f.name}={canonical(getattr(obj, f.name))}" for f in fields(obj) if f.init
         )

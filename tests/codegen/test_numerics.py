@@ -1,11 +1,11 @@
-"""The fixed algorithms of codegen/numerics.py on their own, against numpy's LAPACK."""
+"""The largest eigenvalue of codegen/algorithms/eigenvalue.py on its own, against LAPACK."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from netderive.codegen.numerics import (
+from netderive.codegen.algorithms.eigenvalue import (
     EIGVALSH_MAX_SIZE,
     LANCZOS_MAX_ITERATIONS,
     LANCZOS_TOLERANCE,

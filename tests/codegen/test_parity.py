@@ -20,7 +20,7 @@ import pytest
 import sympy as sp
 from ir_interpreter import evaluate, gaussian_expectation, trajectory
 
-from netderive.derivations.ir import FormulaSet, Recurrence
+from netderive.derivations.ir import FormulaSet, Recurrence, item_symbol
 
 RTOL = 1e-12
 ATOL = 1e-12
@@ -178,7 +178,7 @@ def test_gauss_hermite_matches_quadrature_on_smooth_integrands(name, toy_set, to
     for point in POINTS:
         env = {toy_set.param(n).symbol: sp.Float(point[n], 40) for n in args}
         for dep in toy_set.dependencies(item):
-            env[toy_set.symbol_for(dep)] = sp.Float(evaluate(toy_set, dep, point), 40)
+            env[item_symbol(dep)] = sp.Float(evaluate(toy_set, dep, point), 40)
         with mpmath.workdps(30):
             exact = gaussian_expectation(item.integrand.xreplace(env), item.variables)
         got = getattr(toy_kernels, name)(*(point[a] for a in args))
@@ -291,10 +291,10 @@ def test_array_program_is_k_rotations(toy_set, toy_kernels) -> None:
 def test_body_statements_run_only_for_the_items_that_need_them(toy_set) -> None:
     """The running minimum of the toy body is needed by rot_min only: the compiled program
     runs it only when rot_min is wanted; the rotation serves every item."""
-    from netderive.codegen.numba_backend import _body_users
+    from netderive.codegen.kernels.array_program import body_users
 
     members = [toy_set.item(n) for n in ("rot", "rot_eig", "rot_min")]
-    users = _body_users(members)
+    users = body_users(members)
     assert users[:3] == [[0, 1, 2]] * 3
     assert users[3] == [2]
 

@@ -1,7 +1,5 @@
-"""Fixed numerical algorithms that generated kernel modules import (compiled once, cached).
-
-These are real Python, checked by ruff and unit-tested on their own; a generated module
-calls them by name.  Nothing here knows any network family.
+"""The largest eigenvalue of a symmetric block (the ``LargestEigenvalue`` statement of an
+``ArrayProgram``): LAPACK up to a size, Lanczos beyond (compiled once, cached).
 """
 
 from __future__ import annotations
