@@ -99,7 +99,8 @@ def compiled_pieces(p: KernelPrinter, item: PathSaddle, shared: str, parts: dict
                     deps: tuple[str, ...], solve_args: tuple[str, ...]) -> list[str]:
     """``{shared}_stage(_theta, _m, _prev, _p)`` -> (l, gradient, Hessian),
     ``_typical(_prev, _p)`` -> m, ``_observable(_m, _p)`` -> (g, gradient, Hessian), the
-    continuation spliced for them (``_continuation_solve``, ``_continuation_system``) and the compiled entry
+    continuation spliced for them (``_continuation_solve``, ``_continuation_system``) and the
+    compiled entry
     ``_solve(_goal, _target, _k, _m0, _continuation, *solve_args)``."""
     d = len(item.state)
     n_local = 3 * d
@@ -146,7 +147,8 @@ def compiled_pieces(p: KernelPrinter, item: PathSaddle, shared: str, parts: dict
             *temps,
             *[line.format(*values) for line in out],
         ]))
-    solver, spliced = p.splice(solve, f"{shared}_continuation", {part: f"{shared}_{part}" for part in pieces})
+    solver, spliced = p.splice(solve, f"{shared}_continuation",
+                               {part: f"{shared}_{part}" for part in pieces})
     blocks.append(spliced)
     signature = ", ".join(["_goal", "_target", "_k", "_m0", "_continuation", *solve_args])
     blocks.append("\n".join([
