@@ -103,9 +103,11 @@ def test_saddle_stage_derivatives_are_the_stage_derivatives(model) -> None:
     d = len(item.state)
     stage = next(getattr(kernels, a) for a in dir(kernels)
                  if a.startswith("_saddle_") and a.endswith("_stage"))
-    names = list(inspect.signature(stage.py_func).parameters)[3 * d:]
+    solve = getattr(kernels, stage.__name__.removesuffix("_stage") + "_solve")
+    # stage(theta, m, m', params): params are the trailing arguments of the compiled solve
+    names = list(inspect.signature(solve.py_func).parameters)[5:]
     values = {p.name: p.default for p in fs.params}
-    extra = [float(values[n]) for n in names]
+    extra = tuple(float(values[n]) for n in names)
     rng = np.random.default_rng(5)
     if d == 1:  # ReLU: (kappa, r, r') inside the kappa domain
         points = [np.array([rng.uniform(-0.8, 0.8), rng.uniform(0.3, 0.9),
@@ -116,12 +118,12 @@ def test_saddle_stage_derivatives_are_the_stage_derivatives(model) -> None:
                   for _ in range(3)]
     step = 1e-5
     for x in points:
-        value, gradient, hessian = stage(*x, *extra)
+        value, gradient, hessian = stage(*np.split(x, 3), extra)
         for a in range(3 * d):
             e = np.zeros(3 * d)
             e[a] = step
-            up, g_up, _ = stage(*(x + e), *extra)
-            down, g_down, _ = stage(*(x - e), *extra)
+            up, g_up, _ = stage(*np.split(x + e, 3), extra)
+            down, g_down, _ = stage(*np.split(x - e, 3), extra)
             assert gradient[a] == pytest.approx((up - down) / (2 * step), rel=1e-6, abs=1e-8)
             np.testing.assert_allclose(hessian[a], (g_up - g_down) / (2 * step), rtol=1e-5,
                                        atol=1e-7)

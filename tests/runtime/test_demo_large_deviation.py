@@ -10,6 +10,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from netderive.derivations.model import load_model
@@ -80,11 +81,32 @@ def test_large_deviation_figures_quick(figure_builds, tmp_path: Path) -> None:
         assert sign_q10 < 0.02 and relu_r10 > r_star > 0.5
         assert typical[f"relu r_10 {case}"] > typical[f"sign q_10 {case}"] + 0.5
     assert typical["relu more robust"] == 1.0
-    # the ReLU rate is +inf at exactly r = 0 and r = 1 (those grid points are not drawn)
-    assert rates["relu rate at the grid ends"] == math.inf
+    # what the figure says of the ReLU rates at the grid ends r = 0 and r = 1 is what the
+    # kernels give there (finite for dilution: I_1(0) = J(0 | 1) > 0)
+    depth = max(figures.RATE_DEPTHS)
+    ends = []
+    for perturbation in ("dilution", "binarization"):
+        bd = builds[figures._key("relu", perturbation)]
+        p = figures.RATE_DILUTION if perturbation == "dilution" else None
+        x, curves = bd.curves("rate_function", figures._values(
+            bd, p, depth=depth, grid_size=figures.RATE_GRIDS["relu"][0]))
+        assert x[0] == 0.0 and x[-1] == 1.0
+        ends += [curves[:, 0], curves[:, -1]]
+    lowest = min(float(min(end)) for end in ends)
+    assert rates["relu rate at the grid ends"] == lowest > 0
+    finite_text = "finite where drawn" in sections[1].body
+    assert finite_text == math.isfinite(lowest)
     assert rates["grid minimum gap"] <= 2 * QUICK_RELU_STEP
-    # a sign network keeping overlap 0.5 at L = 5 is rarer than a ReLU network falling to it
-    assert rates["sign I_5(0.5)"] > rates["relu I_5(0.5)"] > 0
+    # both at overlap 0.5 are large deviations at L = 5 (the text states the two rates; which
+    # is rarer depends on the dilution: sign 0.047 < ReLU 0.076 at p = 0.1)
+    for activation in ("sign", "relu"):
+        bd = builds[figures._key(activation, "dilution")]
+        x, curves = bd.curves("rate_function", figures._values(
+            bd, figures.RATE_DILUTION, depth=depth,
+            grid_size=figures.RATE_GRIDS[activation][0]))
+        stated = rates[f"{activation} I_5(0.5)"]
+        assert stated == pytest.approx(float(np.interp(0.5, x, curves[4])), rel=1e-12)
+        assert stated > 0.01
 
 
 @pytest.mark.slow
