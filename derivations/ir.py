@@ -52,7 +52,7 @@ from .domain import (  # noqa: F401  (re-exported: the IR's parameter domains)
 )
 
 #: Bump when the meaning of the IR or of the generated code changes.
-IR_VERSION = "5"
+IR_VERSION = "6"
 
 
 class DerivationError(Exception):
@@ -158,8 +158,13 @@ ROOT_SELECTIONS = ("first", "last", "min_objective")
 class Root:
     r"""A zero :math:`x^*` of ``equation`` :math:`g(x)` in ``bracket``.
 
-    The bracket is scanned on ``scan_points`` equal cells for sign changes, each is
-    refined by Newton steps on ``derivative`` safeguarded by bisection.  ``select``:
+    Where the derivation knows where g is monotone, ``monotone_breaks`` holds the points
+    that cut the bracket into pieces on each of which g is strictly monotone (the zeros of
+    g' inside the bracket, for instance; in any order, ignored when outside the bracket or
+    NaN; ``()`` when g is monotone on the whole bracket): each piece then holds at most one
+    zero, found from the signs at its ends.  Otherwise (``None``) the bracket is scanned on
+    ``scan_points`` equal cells for sign changes.  Each sign change is refined by Newton
+    steps on ``derivative`` safeguarded by bisection.  ``select``:
     ``"first"``/``"last"`` take the smallest/largest zero, ``"min_objective"`` takes the
     zero or extra ``candidates`` value with the least ``objective``.  With no zero and
     no candidate the value is ``fallback`` (NaN by default).
@@ -178,6 +183,7 @@ class Root:
     candidates: tuple[sp.Expr, ...] = ()
     fallback: sp.Expr = sp.nan
     internal: bool = False
+    monotone_breaks: tuple[sp.Expr, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.select not in ROOT_SELECTIONS:
@@ -194,7 +200,7 @@ class Root:
     def expressions(self) -> tuple[sp.Expr, ...]:
         extra = (self.objective,) if self.objective is not None else ()
         return (self.equation, self.derivative, *self.bracket, *extra, *self.candidates,
-                self.fallback)
+                self.fallback, *(self.monotone_breaks or ()))
 
     def bound_symbols(self) -> tuple[sp.Symbol, ...]:
         return (self.variable,)

@@ -326,11 +326,12 @@ def _parameters(spec: ModelSpec, gamma_default: float, directions: list
     return params, dirs
 
 
-def minimum_items(depth: int, widths, dirs: list) -> tuple[list[Item], sp.Expr, sp.Expr]:
+def minimum_items(depth: int, widths, dirs: list
+                  ) -> tuple[list[Item], sp.Expr, sp.Expr, tuple[sp.Expr, ...] | None]:
     """The reduction to the layer norm b (section 3) and the global minimum: noise factor,
     balanced path, reduced loss, its factorised derivative, the stationarity residual, b* and
-    the loss, predictor and prediction variance there (section 5); also the residual and the
-    upper end of its bracket, which the barrier uses."""
+    the loss, predictor and prediction variance there (section 5); also the equation of b* and the
+    upper end of its bracket and its monotone pieces (isotropic data), which the barrier uses."""
     s2 = item_symbol("noise_factor")
     items: list[Item] = [Formula(
         "noise_factor", sp.Mul(*[1 + SIGMA2 / d for d in widths]),
@@ -353,14 +354,21 @@ def minimum_items(depth: int, widths, dirs: list) -> tuple[list[Item], sp.Expr, 
         Formula("stationarity_residual", residual,
                 "b > 0 is stationary iff this vanishes (|w(b)| = b)", f"{REF}, section 3"),
     ]
+    equation, breaks = stationarity_equation(depth, s2, residual, dirs)
     # every positive zero lies below b_max, where the residual is already < 0
     b_max = sp.Rational(11, 10) * sum(c**2 / (s2 * a) ** 2 for a, c in dirs) ** sp.Rational(
         1, 2 * depth + 2) + sp.Rational(1, 10**6)
+    # L'(b) = -2 gamma D b r(b) (the factorisation checked above): a zero of r is a local
+    # minimum of L only where r falls through zero.  Isotropic data, D >= 2: that is the zero
+    # right of the spinodal point b_sp (the one left of it is the barrier b_s, a local
+    # maximum), so b*'s search starts at b_sp, where its equation is monotone.
+    lower, b_star_breaks = (breaks[0], ()) if breaks else (sp.Integer(0), breaks)
     items.append(Root(
-        "b_star", B, residual, sp.diff(residual, B), (sp.Integer(0), b_max),
+        "b_star", B, equation, sp.diff(equation, B), (lower, b_max),
         "b* of the global minimum: the zero of the residual (or 0) with the least L(b)",
         f"{REF}, section 3", scan_points=400, select="min_objective",
-        objective=item_symbol("reduced_loss"), candidates=(sp.Integer(0),)))
+        objective=item_symbol("reduced_loss"), candidates=(sp.Integer(0),),
+        monotone_breaks=b_star_breaks))
     b_star = item_symbol("b_star")
     items.append(Formula(
         "loss_at_minimum", loss.subs(B, b_star),
@@ -381,7 +389,43 @@ def minimum_items(depth: int, widths, dirs: list) -> tuple[list[Item], sp.Expr, 
         "limit gamma -> 0+ of the prediction variance: (s^2-1)/s^4 E[xy]^T A0^-1 E[xy]",
         f"{REF}, section 5"))
 
-    return items, residual, b_max
+    return items, equation, b_max, breaks
+
+
+def stationarity_equation(depth: int, s2: sp.Expr, residual: sp.Expr, dirs: list
+                          ) -> tuple[sp.Expr, tuple[sp.Expr, ...] | None]:
+    r"""The equation whose zeros in b > 0 are those of the stationarity residual r(b), and the
+    points that cut b > 0 into pieces where it is monotone (None: not known, scan).
+
+    Isotropic data (one eigen-direction, k = s^2 a):
+
+    .. math:: r(b) = \frac{(m b^{D-1} - k b^{2D} - \gamma)(m b^{D-1} + k b^{2D} + \gamma)}
+        {(k b^{2D} + \gamma)^2},
+
+    whose second factor is positive, so r has the zeros and the sign of the polynomial
+    :math:`-P(b) = m b^{D-1} - k b^{2D} - \gamma`.  :math:`P'(b) = b^{D-2}\,[2Dk\,b^{D+1} -
+    (D-1) m]` vanishes on b > 0 only at the spinodal point :math:`b_{sp} = ((D-1) m /
+    (2Dk))^{1/(D+1)}` (D >= 2; D = 1: P is monotone on b > 0), so each side holds at most one
+    zero (the barrier b_s and b*).  Both factorisations are checked here.  Several
+    eigen-directions: the residual itself, scanned."""
+    if len(dirs) != 1:
+        return residual, None
+    (a, m), = dirs
+    k = s2 * a
+    polynomial = m * B ** (depth - 1) - k * B ** (2 * depth) - GAMMA
+    claimed = polynomial * (m * B ** (depth - 1) + k * B ** (2 * depth) + GAMMA) / (
+        k * B ** (2 * depth) + GAMMA) ** 2
+    if sp.cancel(sp.together(residual - claimed)) != 0:
+        raise DerivationError("stationarity residual: it does not factorise as "
+                              "(m b^(D-1) - k b^(2D) - gamma)(...) / (k b^(2D) + gamma)^2")
+    if depth == 1:
+        return polynomial, ()
+    slope = sp.diff(polynomial, B)
+    claimed_slope = -B ** (depth - 2) * (2 * depth * k * B ** (depth + 1) - (depth - 1) * m)
+    if sp.expand(slope - claimed_slope) != 0:
+        raise DerivationError("the stationarity polynomial's derivative does not factorise as "
+                              "-b^(D-2) [2 D k b^(D+1) - (D-1) m]")
+    return polynomial, (((depth - 1) * m / (2 * depth * k)) ** sp.Rational(1, depth + 1),)
 
 
 def origin_hessian_item(spec: ModelSpec, depth: int, gamma_default: float, dirs: list
@@ -444,7 +488,7 @@ def derive(spec: ModelSpec) -> FormulaSet:
     gamma_default, directions, notes = model_parameters(spec)
     isotropic = len(directions) == 1
     params, dirs = _parameters(spec, gamma_default, directions)
-    items, residual, b_max = minimum_items(depth, widths, dirs)
+    items, equation, b_max, breaks = minimum_items(depth, widths, dirs)
     items.append(origin_hessian_item(spec, depth, gamma_default, dirs))
     items += threshold_items(depth, dirs, isotropic)
     items.append(Formula(
@@ -453,9 +497,10 @@ def derive(spec: ModelSpec) -> FormulaSet:
         f"{REF}, section 1", internal=True))
     if depth >= 2:
         items.append(Root(
-            "barrier_b", B, residual, sp.diff(residual, B), (sp.Integer(0), b_max),
+            "barrier_b", B, equation, sp.diff(equation, B), (sp.Integer(0), b_max),
             "b_s: the smaller positive zero of the residual (the saddle between 0 and b*); "
-            "NaN when gamma > gamma_sp", f"{REF}, section 4", scan_points=400, select="first"))
+            "NaN when gamma > gamma_sp", f"{REF}, section 4", scan_points=400, select="first",
+            monotone_breaks=breaks))
     return FormulaSet(
         name=spec.stem, family="weight_decay", source=spec.source, params=tuple(params),
         items=tuple(items),

@@ -389,6 +389,19 @@ def toy_formula_set() -> FormulaSet:
             objective=(h - 1) ** 2,
             candidates=(sp.Integer(0),),
         ),
+        Root(
+            "cubic_pieces",
+            X,
+            X**3 - A * X + Q,
+            3 * X**2 - A,
+            (sp.Integer(-3), sp.Integer(3)),
+            "the zero of a cubic nearest to q, from its monotone pieces (breaks at the zeros "
+            "of g', given out of order)",
+            "Toy 2024, eq. (12a)",
+            select="min_objective",
+            objective=(X - Q) ** 2,
+            monotone_breaks=(sp.sqrt(A / 3), -sp.sqrt(A / 3), sp.Integer(5)),
+        ),
         Expectation(
             "e_closed",
             sp.cos(A * Z1),

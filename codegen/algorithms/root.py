@@ -1,8 +1,9 @@
 r"""Zeros of :math:`g(x)` in a bracket, and the choice among them (the IR's ``Root``).
 
-The bracket :math:`[a, b]` is cut into ``cells`` equal cells; a cell whose ends have values of
-opposite signs (both finite) holds a zero, found by Newton steps safeguarded by bisection
-(:func:`refine_root`); a value exactly 0 at a cell's end is a zero too.  :func:`select_root`
+The bracket :math:`[a, b]` is cut into pieces on which g is monotone, where the derivation
+knows them, else into ``cells`` equal cells; a piece whose ends have values of opposite signs
+(both finite) holds a zero, found by Newton steps safeguarded by bisection
+(:func:`refine_root`); a value exactly 0 at a piece's end is a zero too.  :func:`root_search`
 returns the first zero, the last one, or the zero or extra candidate with the least
 objective; with none of them it returns the fallback.
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from .templates import callback, template
 
 #: Newton-bisection stops when its step, or the bracket it keeps, is at most this times
@@ -27,7 +26,7 @@ ROOT_TOLERANCE = 1e-14
 #: leaves it, so 200 is far below any float spacing; Newton ends in a handful).
 ROOT_MAX_ITERATIONS = 200
 
-#: Codes of ``Root.select`` (``select`` argument of :func:`select_root`).
+#: Codes of ``Root.select`` (``select`` argument of :func:`root_search`).
 FIRST, LAST, MIN_OBJECTIVE = 0, 1, 2
 SELECTIONS = {"first": FIRST, "last": LAST, "min_objective": MIN_OBJECTIVE}
 
@@ -43,11 +42,27 @@ def objective(x: float, params: tuple) -> float:
 
 
 @template
-def refine_root(a: float, b: float, ga: float, params: tuple) -> float:
-    """A zero of g in ``[a, b]`` where g changes sign (``ga`` = g(a)): Newton steps
-    :math:`x - g/g'`, replaced by the bisection of the bracket kept so far when they leave it
-    (or g' is 0 or not finite)."""
-    x = 0.5 * (a + b)
+def refine_root(a: float, b: float, ga: float, gb: float, dga: float, dgb: float,
+                params: tuple) -> float:
+    """A zero of g in ``[a, b]`` where g changes sign (``ga``, ``gb``: g at the ends, ``dga``,
+    ``dgb``: g' there): Newton steps :math:`x - g/g'`, replaced by the bisection of the bracket
+    kept so far when they leave it (or g' is 0 or not finite).
+
+    The start is the first Newton step from an end that stays inside the bracket (from the
+    end with the smaller |g| if both do: on a convex or concave piece one of them does, and
+    Newton then converges monotonically), else the false-position point."""
+    from_a = a - ga / dga
+    from_b = b - gb / dgb
+    inside_a = a < from_a < b
+    inside_b = a < from_b < b
+    if inside_a and (not inside_b or abs(ga) <= abs(gb)):
+        x = from_a
+    elif inside_b:
+        x = from_b
+    else:
+        x = a - ga * (b - a) / (gb - ga)
+        if not (a < x < b):
+            x = 0.5 * (a + b)
     for _ in range(ROOT_MAX_ITERATIONS):
         g, dg = equation(x, params)
         if g == 0.0:
@@ -56,23 +71,33 @@ def refine_root(a: float, b: float, ga: float, params: tuple) -> float:
             a, ga = x, g
         else:
             b = x
-        xn = x - g / dg if dg != 0.0 else 0.5 * (a + b)
+        step = g / dg if dg != 0.0 else math.inf
+        if abs(step) <= ROOT_TOLERANCE * (1.0 + abs(x)):
+            # converged: the Newton point, kept in the bracket (rounding may put it a few
+            # units in the last place outside, where bisection would creep for ~40 steps)
+            return min(max(x - step, a), b)
+        xn = x - step
         if not (a < xn < b) or not math.isfinite(xn):
             xn = 0.5 * (a + b)
-        if (abs(xn - x) <= ROOT_TOLERANCE * (1.0 + abs(x))
-                or b - a <= ROOT_TOLERANCE * (1.0 + abs(x))):
+        if b - a <= ROOT_TOLERANCE * (1.0 + abs(x)):
             return xn
         x = xn
     return x
 
 
 @template
-def root_search(lower: float, upper: float, cells: int, select: int, candidates: np.ndarray,
-                fallback: float, params: tuple) -> float:
-    """The zero of ``equation`` in ``[lower, upper]`` chosen by ``select``:
-    :data:`FIRST` / :data:`LAST`: the smallest / largest zero found by the scan of ``cells``
-    cells; :data:`MIN_OBJECTIVE`: the zero or entry of ``candidates`` (an array) with the least
-    ``objective`` (the first of equals).  ``fallback`` when there is none."""
+def root_search(lower: float, upper: float, cells: int, breaks: tuple, select: int,
+                candidates: tuple, fallback: float, params: tuple) -> float:
+    """The zero of ``equation`` in ``[lower, upper]`` chosen by ``select``.
+
+    ``cells > 0``: the bracket is scanned on that many equal cells; ``cells == 0``: it is cut
+    at ``breaks`` (a tuple, in any order; NaNs and those outside the bracket ignored) into
+    pieces on each of which g is monotone.  A cell or piece whose ends have values of
+    opposite signs holds a zero (refined by :func:`refine_root`); a zero exactly at an end
+    counts.  :data:`FIRST` / :data:`LAST`: the smallest / largest zero found;
+    :data:`MIN_OBJECTIVE`: the zero or entry of ``candidates`` (a tuple; NaN entries never
+    win) with the least ``objective`` (the first of equals).  ``fallback`` when there is
+    none.  Tuples, not arrays: nothing is allocated per call."""
     best = fallback
     best_objective = math.inf
     if select == MIN_OBJECTIVE:
@@ -80,16 +105,23 @@ def root_search(lower: float, upper: float, cells: int, select: int, candidates:
             value = objective(c, params)
             if value < best_objective:
                 best, best_objective = c, value
+    pieces = cells if cells > 0 else len(breaks) + 1
     xa = lower
-    ga, _ = equation(xa, params)
-    for j in range(1, cells + 1):
-        xb = lower + (upper - lower) * j / cells
-        gb, _ = equation(xb, params)
+    ga, dga = equation(xa, params)
+    for j in range(1, pieces + 1):
+        if cells > 0:
+            xb = lower + (upper - lower) * j / cells
+        else:  # the next break above xa, or the upper end
+            xb = upper
+            for b in breaks:
+                if xa < b < xb:
+                    xb = b
+        gb, dgb = equation(xb, params)
         r = math.nan
         if ga == 0.0:
             r = xa
         elif (ga < 0.0) != (gb < 0.0) and math.isfinite(ga) and math.isfinite(gb):
-            r = refine_root(xa, xb, ga, params)
+            r = refine_root(xa, xb, ga, gb, dga, dgb, params)
         if not math.isnan(r):
             if select == FIRST:
                 return r
@@ -99,7 +131,9 @@ def root_search(lower: float, upper: float, cells: int, select: int, candidates:
                 value = objective(r, params)
                 if value < best_objective:
                     best, best_objective = r, value
-        xa, ga = xb, gb
+        xa, ga, dga = xb, gb, dgb
+        if cells == 0 and xb == upper:
+            break
     if ga == 0.0:  # a zero at the upper end
         if select == FIRST:
             return xa

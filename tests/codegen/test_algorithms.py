@@ -50,23 +50,39 @@ def test_polynomial_derivative_is_right() -> None:
 @pytest.mark.parametrize("shift", [0.0, 0.05])
 def test_root_search_finds_the_chosen_zero(root_search: object, shift: float) -> None:
     zeros = np.sort(CUBIC.roots.real) + shift
-    empty = np.empty(0)
-    first = root_search(-1.0, 1.0, 40, root.FIRST, empty, math.nan, (shift,))
-    last = root_search(-1.0, 1.0, 40, root.LAST, empty, math.nan, (shift,))
-    nearest = root_search(-1.0, 1.0, 40, root.MIN_OBJECTIVE, empty, math.nan, (shift,))
-    assert first == pytest.approx(zeros[0], abs=1e-13)
-    assert last == pytest.approx(zeros[2], abs=1e-13)
-    assert nearest == pytest.approx(zeros[np.argmin((zeros - 0.65) ** 2)], abs=1e-13)
+    none = (math.nan,)
+    # 40 equal cells, or the pieces between the zeros of g' (given in decreasing order, with
+    # a NaN and a break outside the bracket, which are ignored)
+    critical = tuple(np.sort(CUBIC.deriv().roots.real)[::-1] + shift) + (math.nan, 3.0)
+    for cells, breaks in ((40, none), (0, critical)):
+        first = root_search(-1.0, 1.0, cells, breaks, root.FIRST, none, math.nan, (shift,))
+        last = root_search(-1.0, 1.0, cells, breaks, root.LAST, none, math.nan, (shift,))
+        nearest = root_search(-1.0, 1.0, cells, breaks, root.MIN_OBJECTIVE, none, math.nan,
+                              (shift,))
+        assert first == pytest.approx(zeros[0], abs=1e-13)
+        assert last == pytest.approx(zeros[2], abs=1e-13)
+        assert nearest == pytest.approx(zeros[np.argmin((zeros - 0.65) ** 2)], abs=1e-13)
 
 
 def test_root_search_candidates_and_fallback(root_search: object) -> None:
-    candidates = np.array([0.66, 5.0])
-    best = root_search(-1.0, 1.0, 40, root.MIN_OBJECTIVE, candidates, math.nan, (0.0,))
+    none = (math.nan,)
+    best = root_search(-1.0, 1.0, 40, none, root.MIN_OBJECTIVE, (0.66, 5.0, math.nan),
+                       math.nan, (0.0,))
     assert best == 0.66  # closer to 0.65 than the zero 0.7
     # no sign change in [0.35, 0.65] (between the zeros 0.3 and 0.7): the fallback
-    assert root_search(0.35, 0.65, 10, root.FIRST, np.empty(0), -7.0, (0.0,)) == -7.0
-    # a zero exactly at a cell's end counts
-    assert root_search(-0.5, 0.0, 5, root.FIRST, np.empty(0), -7.0, (0.0,)) == -0.5
+    assert root_search(0.35, 0.65, 10, none, root.FIRST, none, -7.0, (0.0,)) == -7.0
+    assert root_search(0.35, 0.65, 0, (0.5,), root.FIRST, none, -7.0, (0.0,)) == -7.0
+    # a zero exactly at a cell's or piece's end counts
+    assert root_search(-0.5, 0.0, 5, none, root.FIRST, none, -7.0, (0.0,)) == -0.5
+    assert root_search(-1.0, 0.0, 0, (-0.5,), root.LAST, none, -7.0, (0.0,)) == -0.5
+
+
+def test_pieces_with_a_wrong_break_miss_a_zero(root_search: object) -> None:
+    """The pieces are trusted: with g monotone claimed on [-1, 1] (no break), the three zeros
+    give one sign change, and one zero is found (this is why breaks must come from the
+    derivation, and why the interpreter's fine scan checks them)."""
+    found = root_search(-1.0, 1.0, 0, (math.nan,), root.LAST, (math.nan,), -7.0, (0.0,))
+    assert np.min(np.abs(CUBIC.roots.real - found)) < 1e-13
 
 
 # -- min-plus dynamic programming --------------------------------------------------------

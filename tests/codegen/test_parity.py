@@ -41,6 +41,7 @@ TOY_ITEMS = (
     "h",
     "t_star",
     "t_min",
+    "cubic_pieces",
     "e_closed",
     "e_gh1",
     "e_gh2",
