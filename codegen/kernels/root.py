@@ -118,7 +118,8 @@ ROOT_GRID_CHUNK = 2048
 
 def grid_kernels(item: Root, args: tuple[str, ...], setup_args: tuple[str, ...],
                  unpacked: str, setup: str, solve) -> str:
-    """``name_grid`` (``prange`` over runs of :data:`ROOT_GRID_CHUNK` points) and
+    """``name_grid`` (``prange`` over runs of :data:`ROOT_GRID_CHUNK` points, interleaved
+    among the threads) and
     ``name_grid_serial``: the set-up is computed again only where one of its arguments
     differs from the previous point's (a sweep over an argument that the set-up does not
     use computes it once per run)."""
@@ -151,8 +152,13 @@ def grid_kernels(item: Root, args: tuple[str, ...], setup_args: tuple[str, ...],
         f"    _n = {args[0]}.shape[0]",
         "    _out = np.empty(_n)",
         f"    _runs = (_n + {ROOT_GRID_CHUNK - 1}) // {ROOT_GRID_CHUNK}",
-        "    for _r in nb.prange(_runs):",
-        f"        _start = _r * {ROOT_GRID_CHUNK}",
+        "    _threads = nb.get_num_threads()",
+        "    _per = (_runs + _threads - 1) // _threads",
+        "    for _r in nb.prange(_per * _threads):",
+        "        # prange hands each thread a contiguous block of _r: interleave the runs so",
+        "        # that a thread gets runs t, t + T, ... (the cost of a root varies along a sweep)",
+        "        _run = (_r % _per) * _threads + _r // _per",
+        f"        _start = _run * {ROOT_GRID_CHUNK}",
         f"        for _i in range(_start, min(_n, _start + {ROOT_GRID_CHUNK})):",
         *loop("_start", "            "),
         "    return _out",
