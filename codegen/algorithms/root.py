@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from . import cached_jit
 from .templates import callback, template
 
 #: Newton-bisection stops when its step, or the bracket it keeps, is at most this times
@@ -29,6 +30,22 @@ ROOT_MAX_ITERATIONS = 200
 #: Codes of ``Root.select`` (``select`` argument of :func:`root_search`).
 FIRST, LAST, MIN_OBJECTIVE = 0, 1, 2
 SELECTIONS = {"first": FIRST, "last": LAST, "min_objective": MIN_OBJECTIVE}
+
+
+#: Golden-ratio fraction: the stride of :func:`spreading_stride` (any contiguous block of
+#: indices maps to runs spread over the whole sweep).
+GOLDEN_FRACTION = 0.6180339887498949
+
+
+@cached_jit
+def spreading_stride(runs: int) -> int:
+    """A stride s coprime with ``runs``, near the golden fraction of it: r -> r s mod runs is
+    a permutation of 0..runs-1 that spreads any contiguous block of r over the sweep (grid
+    kernels give each thread a contiguous block)."""
+    stride = max(1, int(GOLDEN_FRACTION * runs))
+    while math.gcd(stride, runs) != 1:
+        stride += 1
+    return stride
 
 
 @callback

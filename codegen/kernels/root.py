@@ -107,7 +107,7 @@ def emit(p: KernelPrinter, item: Root, args: tuple[str, ...]) -> str:
         f"    {unpacked} = {setup}({', '.join(setup_args)})",
         f"    return {solve({})}",
     ]))
-    blocks.append(grid_kernels(item, args, setup_args, unpacked, setup, solve))
+    blocks.append(grid_kernels(p, item, args, setup_args, unpacked, setup, solve))
     return SEPARATOR.join(blocks)
 
 
@@ -116,8 +116,8 @@ def emit(p: KernelPrinter, item: Root, args: tuple[str, ...]) -> str:
 ROOT_GRID_CHUNK = 2048
 
 
-def grid_kernels(item: Root, args: tuple[str, ...], setup_args: tuple[str, ...],
-                 unpacked: str, setup: str, solve) -> str:
+def grid_kernels(p: KernelPrinter, item: Root, args: tuple[str, ...],
+                 setup_args: tuple[str, ...], unpacked: str, setup: str, solve) -> str:
     """``name_grid`` (``prange`` over runs of :data:`ROOT_GRID_CHUNK` points, interleaved
     among the threads) and
     ``name_grid_serial``: the set-up is computed again only where one of its arguments
@@ -144,6 +144,7 @@ def grid_kernels(item: Root, args: tuple[str, ...], setup_args: tuple[str, ...],
             f"{indent}_out[_i] = {solve(point)}",
         ]
 
+    p_algorithm = p.algorithm("root", "spreading_stride")
     parallel = [
         NJIT_PARALLEL,
         f"def {item.name}_grid({arrays}):",
@@ -152,12 +153,11 @@ def grid_kernels(item: Root, args: tuple[str, ...], setup_args: tuple[str, ...],
         f"    _n = {args[0]}.shape[0]",
         "    _out = np.empty(_n)",
         f"    _runs = (_n + {ROOT_GRID_CHUNK - 1}) // {ROOT_GRID_CHUNK}",
-        "    _threads = nb.get_num_threads()",
-        "    _per = (_runs + _threads - 1) // _threads",
-        "    for _r in nb.prange(_per * _threads):",
-        "        # prange hands each thread a contiguous block of _r: interleave the runs so",
-        "        # that a thread gets runs t, t + T, ... (the cost of a root varies along a sweep)",
-        "        _run = (_r % _per) * _threads + _r // _per",
+        f"    _stride = {p_algorithm}(_runs)",
+        "    for _r in nb.prange(_runs):",
+        "        # prange hands each thread a contiguous block of _r: spread the runs it maps to",
+        "        # (the cost of a root varies along a sweep; a permutation of 0.._runs-1)",
+        "        _run = (_r * _stride) % _runs",
         f"        _start = _run * {ROOT_GRID_CHUNK}",
         f"        for _i in range(_start, min(_n, _start + {ROOT_GRID_CHUNK})):",
         *loop("_start", "            "),

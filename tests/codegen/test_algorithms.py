@@ -251,3 +251,13 @@ def test_splice_refuses_a_missing_callback() -> None:
 def test_placeholders_refuse_to_run() -> None:
     with pytest.raises(NotImplementedError, match="placeholder"):
         root.equation(0.0, ())
+
+
+@pytest.mark.parametrize("runs", [1, 2, 3, 10, 49, 64, 489, 4096])
+def test_spreading_stride_permutes_and_spreads(runs: int) -> None:
+    stride = root.spreading_stride(runs)
+    order = [(r * stride) % runs for r in range(runs)]
+    assert sorted(order) == list(range(runs))
+    if runs >= 10:  # the first half of r (one thread's block) reaches both halves of the runs
+        first = order[: runs // 2]
+        assert min(first) < runs // 4 and max(first) > 3 * runs // 4
