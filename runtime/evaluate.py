@@ -17,7 +17,14 @@ import numpy as np
 from netderive.codegen.cache import public_mode
 
 from .progress import progress
-from .session import Build, UsageError, check_value, format_value, parse_number
+from .session import (
+    Build,
+    UsageError,
+    check_value,
+    format_value,
+    kernel_threads,
+    parse_number,
+)
 
 #: Below this many points the single-core grid kernel is used (parallel start-up costs more).
 PARALLEL_THRESHOLD = 20_000
@@ -248,7 +255,7 @@ def evaluate_chunks(build: Build, request: Request, parallel: bool | None = None
     :class:`Request`) are evaluated by the kernels of its own build (``variants``)."""
     n = grid_size(request)
     if parallel is None:
-        parallel = n >= PARALLEL_THRESHOLD
+        parallel = n >= PARALLEL_THRESHOLD and kernel_threads() != 1
     suffix = "_grid" if parallel else "_grid_serial"
     bounds = chunk_bounds(request, [build.item(q) for q in request.quantities])
     for lo, hi in progress(bounds, total=len(bounds), desc=label) if len(bounds) > 1 else bounds:

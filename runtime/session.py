@@ -32,6 +32,34 @@ class UsageError(ModelError):
         self.source, self.key, self.problem, self.allowed = "", "", message, ""
 
 
+#: Environment variable: the number of threads that parallel (``_grid``) kernels use (at most
+#: numba's ``NUMBA_NUM_THREADS``); 1 makes every sweep use the single-core kernels.
+THREADS_ENV = "NETDERIVE_THREADS"
+
+
+def kernel_threads() -> int | None:
+    """The thread count asked for by ``NETDERIVE_THREADS`` (None when unset); applied to numba
+    when the kernels are loaded.  A value that is not a positive integer is a UsageError."""
+    import os
+
+    text = os.environ.get(THREADS_ENV, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{THREADS_ENV}={text!r}: not a thread count; allowed: a whole "
+                         "number >= 1")
+    return int(text)
+
+
+def _apply_threads() -> None:
+    """Set numba's thread count from ``NETDERIVE_THREADS`` (capped at the pool's size)."""
+    threads = kernel_threads()
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+
+
 def resolve_model(name: str, cross_checks: bool = False) -> ModelSpec:
     """A model file path, or the name of a bundled model (as ``netderive models`` lists them).
 
@@ -165,6 +193,7 @@ class Build:
         if self._module is None:
             from netderive.codegen.cache import load_kernels
 
+            _apply_threads()
             self._module = load_kernels(self.artifacts)
         return self._module
 
