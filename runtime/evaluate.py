@@ -281,7 +281,20 @@ def _evaluate_points(build: Build, request: Request, points: Mapping[str, np.nda
     """Every quantity of ``request`` at the ``n`` points (grid kernels with ``suffix``)."""
     kernels = build.kernels()
     results: dict[str, np.ndarray] = {}
+    # quantities computed by one shared grid function (the items of one array program): one
+    # call for all of them, so that their program runs once
+    shared: dict[str, list[str]] = {}
     for q in request.quantities:
+        grid = getattr(kernels, "SHARED_GRIDS", {}).get(q)
+        if grid is not None:
+            shared.setdefault(grid, []).append(q)
+    for grid, names in shared.items():
+        args = dict.fromkeys(a for q in names for a in build.item(q)["arguments"])
+        columns = {a: points[a] if a in points else np.full(n, request.fixed[a]) for a in args}
+        results.update(getattr(kernels, grid)(tuple(names), columns, n))
+    for q in request.quantities:
+        if q in results:
+            continue
         item = build.item(q)
         args = item["arguments"]
         if not args:

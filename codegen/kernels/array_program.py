@@ -51,6 +51,7 @@ def emit(p: KernelPrinter, item: ArrayProgram, args: tuple[str, ...]) -> str:
         members = [i for i in p.fs.items if isinstance(i, ArrayProgram) and canonical(
             (i.constants, i.arrays, i.setup, i.steps, i.body)) == key]
         blocks.append(program_function(p, helper, members))
+    p.shared_grids[item.name] = f"{helper}_grid"
     scalars = "{" + ", ".join(f'"{a}": np.array([float({a})])' for a in args) + "}"
     blocks.append("\n".join([
         f"def {item.name}({', '.join(args)}):",

@@ -86,6 +86,9 @@ class KernelPrinter:
         self._imports: dict[tuple[str, str], str] = {}
         #: module-level tables: name -> assignment line
         self._constants: dict[str, str] = {}
+        #: items whose grid function serves several items at once: item -> that function
+        #: (``SHARED_GRIDS`` of the module: the runtime evaluates them in one call)
+        self.shared_grids: dict[str, str] = {}
         #: spliced algorithms: name -> source
         self._spliced: dict[str, str] = {}
         #: compiled pieces shared by several items: prefix -> key -> name
@@ -232,6 +235,7 @@ class KernelPrinter:
             f'BUILD_KEY = "{build_key}"',
             f"KERNEL_ARGUMENTS = {kernel_args!r}",
             f"QUANTITIES = {self.fs.quantities!r}",
+            f"SHARED_GRIDS = {self.shared_grids!r}",
             *self._constants.values(),
         ]
         return "\n".join(head) + SEPARATOR + SEPARATOR.join(bodies) + "\n"
