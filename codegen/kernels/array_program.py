@@ -9,7 +9,8 @@ that point's arguments ``_points[i]``: a sweep over the steps is one trajectory.
 one trajectory per setting of the trajectory arguments for any items of the program at once;
 ``name`` and ``name_grid`` (= ``name_grid_serial``) call it.  Items that share a finish share
 its code.  A statement that is a product summed over one index is printed as ``np.dot`` of
-slices (BLAS).
+slices (BLAS).  Arrays that stay zero (:func:`zero_arrays`) are neither allocated nor
+written, and their reads print as 0.
 """
 
 from __future__ import annotations
@@ -88,16 +89,23 @@ def program_function(p: KernelPrinter, helper: str, members: list[ArrayProgram])
         const = p.constant(f"_K_{helper}_{c.name}", f"_K_{helper}_{c.name} = np.array("
                            f"[{values}], dtype=np.float64).reshape({tuple(c.shape)!r})")
         lines.append(f"    {arrays[c.name]} = {const}")
+    zero = zero_arrays(members)
+    matrices = {st.matrix for m in members for st in (*m.setup, *m.body, *m.finish)
+                if isinstance(st, LargestEigenvalue)}
     for name, shape in first.arrays:
-        lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
-    for st in first.setup:
+        if name not in zero or name in matrices:
+            lines.append(f"    {arrays[name]} = np.zeros({tuple(shape)!r})")
+    for st in filter(None, (pruned(st, zero) for st in first.setup)):
         lines += statement_lines(p, st, names, arrays, "    ", shapes)
     lines += [f"    _out = np.full((_counts.shape[0], {len(members)}), np.nan)",
               "    _done = 0",
               "    for _i in range(_counts.shape[0]):",
               "        while _done < _counts[_i]:"]
     users = body_users(members)
-    for st, who in zip(first.body, users, strict=True):
+    for original, who in zip(first.body, users, strict=True):
+        st = pruned(original, zero)
+        if st is None:
+            continue
         if len(who) == len(members):
             lines += statement_lines(p, st, names, arrays, "            ", shapes)
         elif who:  # needed by some items only (e.g. a running lambda_max): when wanted
@@ -110,7 +118,7 @@ def program_function(p: KernelPrinter, helper: str, members: list[ArrayProgram])
     for k, m in enumerate(members):
         finishes.setdefault(canonical(m.finish), []).append(k)
     for b, columns in enumerate(finishes.values()):
-        finish = members[columns[0]].finish
+        finish = [st for st in (pruned(st, zero) for st in members[columns[0]].finish) if st]
         wanted = " or ".join(f"_wanted[{k}]" for k in columns)
         lines.append(f"        if {wanted}:")
         # fresh arrays for what the finish writes: the trajectory goes on after it
@@ -125,8 +133,8 @@ def program_function(p: KernelPrinter, helper: str, members: list[ArrayProgram])
         for st in finish:
             lines += statement_lines(p, st, names, local, "            ", shapes)
         for k in columns:
-            temps, (value,) = print_assignments([members[k].output], names,
-                                                "                ", "_o", local)
+            temps, (value,) = print_assignments([without_zero_reads(members[k].output, zero)],
+                                                names, "                ", "_o", local)
             lines += [f"            if _wanted[{k}]:", *temps,
                       f"                _out[_i, {k}] = {value}"]
     lines.append("    return _out")
@@ -252,6 +260,49 @@ def dot_lines(st: ArrayStatement, a: sp.Expr, b: sp.Expr, coeff: sp.Expr, sliced
     scale = "" if coeff == 1 else f"({c}) * "
     return lines + temps + [f"{inner}{arrays[st.target.func.__name__]}[{tidx}] += "
                             f"{scale}np.dot({left}, {right})"]
+
+
+def zero_arrays(members: list[ArrayProgram]) -> frozenset[str]:
+    """The work arrays that stay zero whatever the parameters: every statement that writes
+    one (set-up, body, any member's finish) writes 0 once the arrays of this set read as 0
+    (the largest such set: the arrays start at zero, so by induction over the statements
+    they stay there).  For ReLU units the second derivatives of the activation vanish, and
+    with them whole 4-index arrays; their loops are not printed."""
+    first = members[0]
+    statements = [*first.setup, *first.body, *(st for m in members for st in m.finish)]
+    zero = {name for name, _ in first.arrays}
+    changed = True
+    while changed:
+        changed = False
+        for st in statements:
+            target = st.target.func.__name__
+            if target in zero and (isinstance(st, LargestEigenvalue)
+                                   or without_zero_reads(st.value, zero) != 0):
+                zero.discard(target)
+                changed = True
+    return frozenset(zero)
+
+
+def without_zero_reads(expr: sp.Expr, zero: frozenset[str] | set[str]) -> sp.Expr:
+    """``expr`` with the elements of the arrays ``zero`` replaced by 0 (and simplified by
+    sympy's automatic evaluation: 0 * x = 0, x + 0 = x)."""
+    reads = {e: sp.Integer(0) for e in array_elements(expr) if e.func.__name__ in zero}
+    return sp.sympify(expr).xreplace(reads) if reads else expr
+
+
+def pruned(st: Statement, zero: frozenset[str]) -> Statement | None:
+    """The statement without its reads of zero arrays; None when it does nothing (it writes a
+    zero array, or adds 0)."""
+    if st.target.func.__name__ in zero:
+        return None
+    if isinstance(st, LargestEigenvalue):
+        return st
+    value = without_zero_reads(st.value, zero)
+    if value == 0 and st.accumulate:
+        return None
+    if value is st.value:
+        return st
+    return ArrayStatement(st.target, value, st.loops, st.accumulate, st.meaning)
 
 
 def arrays_read(st: Statement) -> set[str]:
