@@ -305,7 +305,7 @@ def _evaluate_points(build: Build, request: Request, points: Mapping[str, np.nda
                   for a in args]
         results[q] = np.empty(n)
         results[q][order] = getattr(kernels, q + suffix)(*arrays)
-    return results
+    return {q: results[q] for q in request.quantities}  # in the order asked for
 
 
 def _curve_order(item: Mapping, points: Mapping[str, np.ndarray], n: int) -> np.ndarray:

@@ -47,6 +47,7 @@ def test_eval_calls_a_shared_grid_once_for_its_quantities() -> None:
     points = {"x": np.array([1.0, 2.0])}
     results = _evaluate_points(build, request, points, 2, "_grid")
     assert calls == [(("first", "second"), ["step", "x", "y"])]
+    assert list(results) == ["first", "other", "second"]  # the order asked for
     np.testing.assert_array_equal(results["first"], [5.0, 5.0])
     np.testing.assert_array_equal(results["second"], [6.0, 6.0])
     np.testing.assert_array_equal(results["other"], [2.0, 4.0])
