@@ -283,11 +283,11 @@ def _evaluate_points(build: Build, request: Request, points: Mapping[str, np.nda
     results: dict[str, np.ndarray] = {}
     # quantities computed by one shared grid function (the items of one array program): one
     # call for all of them, so that their program runs once
+    shared_grids = getattr(kernels, "SHARED_GRIDS", {})  # absent in builds made before it
     shared: dict[str, list[str]] = {}
     for q in request.quantities:
-        grid = getattr(kernels, "SHARED_GRIDS", {}).get(q)
-        if grid is not None:
-            shared.setdefault(grid, []).append(q)
+        if q in shared_grids:
+            shared.setdefault(shared_grids[q], []).append(q)
     for grid, names in shared.items():
         args = dict.fromkeys(a for q in names for a in build.item(q)["arguments"])
         columns = {a: points[a] if a in points else np.full(n, request.fixed[a]) for a in args}

@@ -103,6 +103,20 @@ def refine_root(a: float, b: float, ga: float, gb: float, dga: float, dgb: float
 
 
 @template
+def offer(x: float, select: int, best: float, best_objective: float, params: tuple
+          ) -> tuple[float, float]:
+    """The choice ``(best, best_objective)`` once the zero or candidate ``x`` is offered:
+    :data:`LAST` takes it (zeros come in increasing order); :data:`MIN_OBJECTIVE` takes it if
+    its ``objective`` is less (the first of equals stays; NaN never wins)."""
+    if select == LAST:
+        return x, best_objective
+    value = objective(x, params)
+    if value < best_objective:
+        return x, value
+    return best, best_objective
+
+
+@template
 def root_search(lower: float, upper: float, cells: int, breaks: tuple, select: int,
                 candidates: tuple, fallback: float, params: tuple) -> float:
     """The zero of ``equation`` in ``[lower, upper]`` chosen by ``select``.
@@ -119,9 +133,7 @@ def root_search(lower: float, upper: float, cells: int, breaks: tuple, select: i
     best_objective = math.inf
     if select == MIN_OBJECTIVE:
         for c in candidates:
-            value = objective(c, params)
-            if value < best_objective:
-                best, best_objective = c, value
+            best, best_objective = offer(c, select, best, best_objective, params)
     pieces = cells if cells > 0 else len(breaks) + 1
     xa = lower
     ga, dga = equation(xa, params)
@@ -142,22 +154,12 @@ def root_search(lower: float, upper: float, cells: int, breaks: tuple, select: i
         if not math.isnan(r):
             if select == FIRST:
                 return r
-            if select == LAST:
-                best = r
-            else:
-                value = objective(r, params)
-                if value < best_objective:
-                    best, best_objective = r, value
+            best, best_objective = offer(r, select, best, best_objective, params)
         xa, ga, dga = xb, gb, dgb
         if cells == 0 and xb == upper:
             break
     if ga == 0.0:  # a zero at the upper end
         if select == FIRST:
             return xa
-        if select == LAST:
-            best = xa
-        else:
-            value = objective(xa, params)
-            if value < best_objective:
-                best = xa
+        best, best_objective = offer(xa, select, best, best_objective, params)
     return best

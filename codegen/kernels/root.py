@@ -27,7 +27,7 @@ def emit(p: KernelPrinter, item: Root, args: tuple[str, ...]) -> str:
     kernels.
 
     The helpers evaluate the earlier items they use at the iterate (a Root may solve for a
-    parameter); the bracket, fallback and candidates may not depend on it.
+    parameter); the bracket, fallback, candidates and breaks may not depend on it.
     """
     names = p.names()
     x = item.variable.name
@@ -69,7 +69,7 @@ def emit(p: KernelPrinter, item: Root, args: tuple[str, ...]) -> str:
     if any(x in p.fs.arguments(d) for d in fixed) or any(
         sym.name == x for e in bracket_exprs for sym in sp.sympify(e).free_symbols
     ):
-        raise CodegenError(f"root {item.name}: bracket or candidates depend on {x}")
+        raise CodegenError(f"root {item.name}: bracket, candidates or breaks depend on {x}")
     b_temps, b_vals = print_assignments(bracket_exprs, names, "    ", "_b")
     lo, hi, fallback, *rest = b_vals
     candidates, break_vals = rest[:len(item.candidates)], rest[len(item.candidates):]
@@ -118,20 +118,13 @@ ROOT_GRID_CHUNK = 2048
 
 def grid_kernels(p: KernelPrinter, item: Root, args: tuple[str, ...],
                  setup_args: tuple[str, ...], unpacked: str, setup: str, solve) -> str:
-    """``name_grid`` (``prange`` over runs of :data:`ROOT_GRID_CHUNK` points, interleaved
-    among the threads) and
-    ``name_grid_serial``: the set-up is computed again only where one of its arguments
-    differs from the previous point's (a sweep over an argument that the set-up does not
-    use computes it once per run)."""
+    """``name_grid`` (``prange`` over runs of :data:`ROOT_GRID_CHUNK` points, spread among
+    the threads) and ``name_grid_serial``: the set-up is computed again only where one of its
+    arguments differs from the previous point's (a sweep over an argument that the set-up
+    does not use computes it once per run)."""
     if not args:
-        return "\n".join([
-            f"def {item.name}_grid(_n):",
-            f'    """{item.name} repeated _n times."""',
-            f"    return np.full(_n, {item.name}())",
-            "",
-            "",
-            f"{item.name}_grid_serial = {item.name}_grid",
-        ])
+        return p.python_grid(item, args, f"{item.name} repeated _n times.",
+                             [f"    return np.full(_n, {item.name}())"])
     arrays = ", ".join(args)
     changed = " or ".join(f"{a}[_i] != {a}[_i - 1]" for a in setup_args) or "False"
     setup_call = f"{setup}({', '.join(f'{a}[_i]' for a in setup_args)})"

@@ -237,7 +237,7 @@ def test_continuation_tilt_mode_moves_the_endpoint(walk_solve: object) -> None:
 def test_splice_renames_callbacks_and_imports_constants() -> None:
     spliced = splice(root.root_search, "_x", {"equation": "_x_eq", "objective": "_x_obj"})
     names = [name for name, _ in spliced.functions]
-    assert names == ["_x_refine_root", "_x_root_search"]
+    assert names == ["_x_offer", "_x_refine_root", "_x_root_search"]
     source = "\n".join(text for _, text in spliced.functions)
     assert "_x_eq(" in source and "equation(" not in source.replace("_x_eq(", "")
     assert ("netderive.codegen.algorithms.root", "ROOT_TOLERANCE") in spliced.imports

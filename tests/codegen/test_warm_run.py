@@ -33,7 +33,7 @@ from test_parity import POINTS
 full = toy_formula_set()
 wanted = ("rec", "root_first", "root_min", "e_gh1", "dp_envelope", "dp_stage", "rot_eig",
           "path_rate")
-keep = set(wanted) | {{d for w in wanted for d in full.dependencies(full._index[w])}}
+keep = set(wanted) | {{d for w in wanted for d in full.dependencies(full.item(w))}}
 fs = FormulaSet("warm", full.family, full.source, full.params,
                 tuple(i for i in full.items if i.name in keep))
 module = compile_formulas(fs)
